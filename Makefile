@@ -1,0 +1,52 @@
+# The course's commands. `make course` to learn, `make test` to check everything (CI runs it).
+# Both start from a bare machine: they create .venv, install the pinned ranges from
+# pyproject.toml, fetch and verify Fashion-MNIST, then do their job.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-from-pyproject
+MODE   ?= default
+NBVAL_FLAGS := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
+               --nbval-cell-timeout=600
+
+.PHONY: course test setup data lint notebooks benchmark clean-notebooks clean help
+
+help:  ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+course: setup data  ## set up, get the data and open the course in JupyterLab
+	$(BIN)/jupyter lab notebooks/00_introduction.ipynb
+
+test: setup data lint  ## set up, get the data, lint, run unit tests and every notebook (smoke mode)
+	COURSE_MODE=smoke $(BIN)/python -m pytest tests notebooks $(NBVAL_FLAGS)
+
+setup: $(STAMP)  ## create .venv and install the course package with its dependencies
+
+$(STAMP): pyproject.toml
+	sh tools/ensure_system_packages.sh venv
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+data: setup  ## find (or install, or download) Fashion-MNIST and verify its checksums
+	@$(BIN)/python -m course_utils.data --offline >/dev/null 2>&1 \
+		|| sh tools/ensure_system_packages.sh fashion-mnist
+	$(BIN)/python -m course_utils.data
+
+lint: setup  ## ruff on the package, tests, tools and notebooks; notebooks must be output-free
+	$(BIN)/ruff check .
+	$(BIN)/python tools/clean_notebooks.py --check
+
+notebooks: setup data  ## execute every notebook headlessly: make notebooks MODE=default
+	$(BIN)/python tools/run_notebooks.py --mode $(MODE)
+
+benchmark: setup data  ## time each notebook in smoke and default mode (table in build/benchmark)
+	$(BIN)/python tools/benchmark.py
+
+clean-notebooks: setup  ## strip outputs and execution counts before committing
+	$(BIN)/python tools/clean_notebooks.py
+
+clean:  ## remove the virtual environment and build outputs (keeps the data cache)
+	rm -rf $(VENV) build .pytest_cache .ruff_cache

@@ -1,0 +1,148 @@
+"""Run modes, seeding and notebook defaults: the first cells of every notebook call `setup`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MODE_ENV_VAR = "COURSE_MODE"
+DEFAULT_MODE = "default"
+MODE_DESCRIPTIONS = {
+    "smoke": "CI check: tiny data, about one epoch, seconds per notebook",
+    "default": "a laptop CPU: good results within minutes",
+    "book": "book scale: full data and epochs, meant for a GPU",
+}
+MODES = tuple(MODE_DESCRIPTIONS)
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The resolved run mode and seed; `pick` chooses a size for the mode. Used by every notebook."""
+
+    mode: str
+    seed: int
+
+    @property
+    def is_smoke(self) -> bool:
+        """True in the CI smoke mode (some cells skip slow extras then)."""
+        return self.mode == "smoke"
+
+    def pick(self, *, smoke: Any, default: Any, book: Any = None) -> Any:
+        """Return the value for the current mode; `book` falls back to `default`."""
+        return {"smoke": smoke, "default": default, "book": default if book is None else book}[
+            self.mode
+        ]
+
+    def __str__(self) -> str:
+        return f"Run mode: {self.mode} ({MODE_DESCRIPTIONS[self.mode]}), seed {self.seed}"
+
+
+def resolve_mode(mode: str | None = None) -> str:
+    """Return the run mode: the argument, else $COURSE_MODE, else "default"."""
+    source = "the COURSE_MODE argument"
+    if mode is None:
+        mode = os.environ.get(MODE_ENV_VAR) or DEFAULT_MODE
+        source = f"the {MODE_ENV_VAR} environment variable"
+    normalised = str(mode).strip().lower()
+    if normalised not in MODE_DESCRIPTIONS:
+        choices = ", ".join(f'"{name}"' for name in MODES)
+        raise ValueError(
+            f"Unknown run mode {mode!r} (from {source}). Choose one of {choices}: set "
+            f'COURSE_MODE = "default" in the notebook\'s parameters cell, or export '
+            f"{MODE_ENV_VAR}=default before starting Jupyter."
+        )
+    return normalised
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and Keras/TensorFlow so CPU runs repeat exactly. Used by every notebook."""
+    import keras  # imported here so that importing course_utils.config stays cheap
+
+    random.seed(seed)
+    np.random.seed(seed)
+    # tf.random.set_seed no longer seeds Keras initialisers; this call seeds all three generators.
+    keras.utils.set_random_seed(seed)
+
+
+def quiet_tensorflow() -> None:
+    """Import TensorFlow without its start-up chatter and silence its logs. Every notebook."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" not in sys.modules:
+        _import_tensorflow_muting_c_stderr()
+    import tensorflow as tf
+
+    tf.get_logger().setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+
+
+def _import_tensorflow_muting_c_stderr() -> None:
+    # TensorFlow's C++ side writes CUDA-probe lines straight to file descriptor 2 before its log
+    # level applies, and Jupyter shows that descriptor in the cell. Park it in a temporary file
+    # for the import only, and replay it if the import fails so no error text is lost.
+    sys.stderr.flush()
+    saved_fd = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as parked:
+        os.dup2(parked.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved_fd, 2)
+            parked.seek(0)
+            sys.stderr.write(parked.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+
+
+def set_plot_defaults() -> None:
+    """Readable matplotlib defaults and an offline-capable plotly renderer. Used by every notebook."""
+    import matplotlib.pyplot as plt
+    import plotly.io as pio
+    import seaborn as sns
+
+    sns.set_theme(context="notebook", style="whitegrid")
+    plt.rcParams.update(
+        {
+            "figure.figsize": (7, 4),
+            "figure.dpi": 100,
+            "savefig.dpi": 150,
+            "savefig.bbox": "tight",
+            "image.cmap": "binary",
+            "axes.titlesize": "medium",
+        }
+    )
+    # JupyterLab draws the plotly mimetype; exported HTML falls back to the "notebook" bundle,
+    # which embeds plotly.js once per notebook and so needs no CDN.
+    pio.renderers.default = "plotly_mimetype+notebook"
+
+
+def gpu_count() -> int:
+    """Number of GPUs TensorFlow can see (0 on a laptop or in CI)."""
+    import tensorflow as tf
+
+    return len(tf.config.list_physical_devices("GPU"))
+
+
+def setup(mode: str | None = None, seed: int = 42, *, plots: bool = True) -> RunSettings:
+    """Resolve the run mode, seed everything, silence logs, set plot defaults. Every notebook."""
+    settings = RunSettings(mode=resolve_mode(mode), seed=int(seed))
+    quiet_tensorflow()
+    seed_everything(settings.seed)
+    if plots:
+        set_plot_defaults()
+    if settings.mode == "book" and gpu_count() == 0:
+        print(
+            'Note: "book" mode trains at book scale; without a GPU this can take hours. '
+            'Set COURSE_MODE = "default" for a laptop-sized run.'
+        )
+    return settings

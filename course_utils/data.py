@@ -1,0 +1,411 @@
+"""Fashion-MNIST (found, verified, downloaded and parsed without TensorFlow) and the 3D toy data.
+
+Run `python -m course_utils.data` (or `make data`) once to fetch and check the data set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import gzip
+import hashlib
+import http.client
+import os
+import shutil
+import sys
+import tempfile
+import textwrap
+import urllib.error
+import urllib.request
+import warnings
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+CLASS_NAMES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+
+# We pin the SHA-256 of each file's *decompressed* bytes, not of the .gz: Debian re-gzips the
+# official files (dropping the name from the gzip header), so the .gz bytes differ between
+# sources while the content is identical. Hashing the content lets every source verify.
+FASHION_MNIST_SHA256 = {
+    "train-images-idx3-ubyte.gz": (
+        "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"
+    ),
+    "train-labels-idx1-ubyte.gz": (
+        "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"
+    ),
+    "t10k-images-idx3-ubyte.gz": (
+        "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"
+    ),
+    "t10k-labels-idx1-ubyte.gz": (
+        "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"
+    ),
+}
+
+# Module constants rather than literals inside functions, so tests can point them at tmp dirs.
+REPO_CACHE_DIR = Path(__file__).resolve().parent.parent / "data" / "fashion-mnist"
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+DOWNLOAD_URLS = (
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+)
+TIMEOUT_S = 30
+
+IDX_UINT8 = 0x08
+
+
+class DataUnavailableError(RuntimeError):
+    """Raised when no verified copy of Fashion-MNIST can be found or downloaded."""
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class FashionMNIST:
+    """Fashion-MNIST split into train/valid/test: float32 images in [0, 1], uint8 labels."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_valid: np.ndarray
+    y_valid: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple[str, ...] = CLASS_NAMES
+
+    def summary(self) -> str:
+        """Return one line with the split shapes. Used by notebooks 2-12."""
+        return (
+            f"Fashion-MNIST: train {self.X_train.shape}, valid {self.X_valid.shape}, "
+            f"test {self.X_test.shape}"
+        )
+
+    def __repr__(self) -> str:
+        # The default repr would print three large arrays in full.
+        return self.summary()
+
+
+def is_offline() -> bool:
+    """Tell whether FASHION_MNIST_OFFLINE forbids downloads. Used by locate_fashion_mnist()."""
+    value = os.environ.get("FASHION_MNIST_OFFLINE", "").strip().lower()
+    return value not in ("", "0", "false", "no")
+
+
+def candidate_dirs() -> list[tuple[str, Path | None]]:
+    """List (label, directory) to search, in priority order. Used by locate_fashion_mnist()."""
+    # Read env and home at call time so a changed FASHION_MNIST_DIR or HOME takes effect.
+    env_dir = os.environ.get("FASHION_MNIST_DIR", "").strip()
+    return [
+        ("$FASHION_MNIST_DIR", Path(env_dir).expanduser() if env_dir else None),
+        ("repo cache", Path(REPO_CACHE_DIR)),
+        ("Debian package dataset-fashion-mnist", Path(DEBIAN_DIR)),
+        ("Keras cache", Path.home() / ".keras" / "datasets" / "fashion-mnist"),
+    ]
+
+
+def download_urls() -> list[str]:
+    """List the base URLs to download from, in order. Used by locate_fashion_mnist()."""
+    env_url = os.environ.get("FASHION_MNIST_URL", "").strip()
+    urls = [env_url] if env_url else list(DOWNLOAD_URLS)
+    return [url if url.endswith("/") else url + "/" for url in urls]
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_content_sha256(path: str, size: int, mtime_ns: int, inode: int) -> str | None:
+    # size, mtime and inode are only part of the key: a changed or replaced file is re-hashed.
+    digest = hashlib.sha256()
+    try:
+        with gzip.open(path, "rb") as stream:
+            for chunk in iter(functools.partial(stream.read, 1 << 20), b""):
+                digest.update(chunk)
+    except (OSError, EOFError, zlib.error):
+        # Not gzip, truncated, or a damaged stream: the file is corrupted, not a crash.
+        return None
+    return digest.hexdigest()
+
+
+def content_sha256(path: Path) -> str | None:
+    """Return the SHA-256 of a .gz file's content, None if not valid gzip. Used by this module."""
+    stat = os.stat(path)
+    return _cached_content_sha256(
+        str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino
+    )
+
+
+def inspect_dir(directory: Path, checksums: dict[str, str]) -> tuple[list[str], list[str]]:
+    """Return (missing, corrupted) file names in a directory. Used by locate_fashion_mnist()."""
+    missing, corrupted = [], []
+    for name, expected in checksums.items():
+        path = Path(directory) / name
+        if not path.is_file():
+            missing.append(name)
+        elif content_sha256(path) != expected:
+            corrupted.append(name)
+    return missing, corrupted
+
+
+def describe_problems(directory: Path, missing: list[str], corrupted: list[str]) -> str:
+    """Say in a few words why a directory was rejected. Used by locate_fashion_mnist()."""
+    if not Path(directory).is_dir():
+        return "missing (no such folder)"
+    problems = []
+    if missing:
+        problems.append("missing files " + ", ".join(missing))
+    if corrupted:
+        problems.append("checksum mismatch for " + ", ".join(corrupted))
+    return "; ".join(problems)
+
+
+def describe_error(error: BaseException) -> str:
+    """Turn a download exception into a short reason. Used by download_missing()."""
+    if isinstance(error, urllib.error.HTTPError):
+        return f"HTTP Error {error.code}: {error.reason}"
+    if isinstance(error, urllib.error.URLError):
+        return str(error.reason)
+    return str(error) or type(error).__name__
+
+
+def download_file(url: str, dest: Path, expected_sha256: str, timeout: float = TIMEOUT_S) -> None:
+    """Download url to dest atomically, replacing dest only once verified. Used by make data."""
+    dest = Path(dest)
+    # The temp file sits next to dest so os.replace is an atomic rename on the same filesystem;
+    # the leading dot keeps it out of a casual `ls`.
+    tmp_path = None
+    try:
+        with tempfile.NamedTemporaryFile(
+            dir=dest.parent, delete=False, prefix=".", suffix=".part"
+        ) as tmp:
+            tmp_path = Path(tmp.name)
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                shutil.copyfileobj(response, tmp)
+        if content_sha256(tmp_path) != expected_sha256:
+            raise ValueError(f"checksum mismatch for {dest.name} downloaded from {url}")
+        os.replace(tmp_path, dest)
+    except BaseException:
+        # BaseException on purpose: Ctrl-C during a download must not leave a half file either.
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def download_missing(
+    names: list[str], dest: Path, checksums: dict[str, str], urls: list[str]
+) -> tuple[list[str], list[str]]:
+    """Fetch each file from the first URL that works; return (failed, why). Used by make data."""
+    failed, reasons = [], []
+    dead_urls: set[str] = set()
+    for name in names:
+        for base in urls:
+            if base in dead_urls:
+                continue
+            url = base + name
+            try:
+                download_file(url, dest / name, checksums[name])
+                break
+            except (OSError, ValueError, http.client.HTTPException) as error:
+                reasons.append(f"{url}: {describe_error(error)}")
+                # An unreachable host fails every file the same way; skipping it saves a timeout
+                # per file. An HTTP error or a bad file says nothing about the other files.
+                if isinstance(error, OSError) and not isinstance(error, urllib.error.HTTPError):
+                    dead_urls.add(base)
+        else:
+            failed.append(name)
+    return failed, reasons
+
+
+def format_unavailable(looked: list[tuple[str, str]], names: list[str]) -> str:
+    """Build the message for DataUnavailableError. Used by locate_fashion_mnist()."""
+    places = "\n".join(f"  - {place}: {reason}" for place, reason in looked)
+    files = textwrap.fill(
+        "The files: " + ", ".join(names) + ".",
+        width=100,
+        initial_indent="     ",
+        subsequent_indent="     ",
+    )
+    return (
+        "Fashion-MNIST could not be found or downloaded. Looked in these places, in order:\n"
+        f"{places}\n"
+        "Fix it in one of two ways:\n"
+        "  1. Get a local copy: `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu),\n"
+        "     or copy the four official .gz files into a folder and set\n"
+        "     FASHION_MNIST_DIR=/that/folder.\n"
+        f"{files}\n"
+        "  2. Connect to the internet and run `make data` (or `python -m course_utils.data`)."
+    )
+
+
+def locate_fashion_mnist(
+    download: bool = True, checksums: dict[str, str] = FASHION_MNIST_SHA256
+) -> Path:
+    """Return a folder holding the four verified files, downloading if needed. Used by make data."""
+    looked = []
+    for label, directory in candidate_dirs():
+        if directory is None:
+            looked.append((label, "not set"))
+            continue
+        missing, corrupted = inspect_dir(directory, checksums)
+        if not missing and not corrupted:
+            return directory
+        for name in corrupted:
+            warnings.warn(
+                f"Skipping {directory}: the checksum of {name} did not match "
+                "(the file is corrupted or not the official one).",
+                stacklevel=2,
+            )
+        looked.append((f"{label} ({directory})", describe_problems(directory, missing, corrupted)))
+
+    dest = Path(REPO_CACHE_DIR)
+    place = f"download into {dest}"
+    if not download or is_offline():
+        looked.append((place, "skipped because offline (downloads disabled)"))
+        raise DataUnavailableError(format_unavailable(looked, list(checksums)))
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        looked.append((place, f"download failed: cannot create the folder: {error}"))
+        raise DataUnavailableError(format_unavailable(looked, list(checksums))) from error
+    missing, corrupted = inspect_dir(dest, checksums)
+    failed, reasons = download_missing(missing + corrupted, dest, checksums, download_urls())
+    if failed:
+        looked.append((place, "download failed:" + "".join(f"\n      {r}" for r in reasons)))
+        raise DataUnavailableError(format_unavailable(looked, list(checksums)))
+    return dest
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Parse an idx file (gzipped or not) of uint8 into an array. Used by load_fashion_mnist()."""
+    path = Path(path)
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as stream:
+                raw = stream.read()
+        else:
+            raw = path.read_bytes()
+    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise ValueError(f"{path}: not a valid gzip file ({error})") from error
+    if len(raw) < 4 or raw[:2] != b"\x00\x00":
+        raise ValueError(f"{path}: not an idx file (bad magic number {raw[:4].hex()})")
+    if raw[2] != IDX_UINT8:
+        raise ValueError(f"{path}: unsupported idx dtype code 0x{raw[2]:02x} (only 0x08, uint8)")
+    ndim = raw[3]
+    header_size = 4 + 4 * ndim
+    if len(raw) < header_size:
+        raise ValueError(f"{path}: header truncated ({len(raw)} bytes for {ndim} dimensions)")
+    shape = tuple(int(n) for n in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    expected = int(np.prod(shape, dtype=np.int64))
+    actual = len(raw) - header_size
+    if actual != expected:
+        raise ValueError(
+            f"{path}: header says shape {shape} ({expected} bytes) but {actual} bytes follow"
+        )
+    # Copy so the caller gets a writable array, not a view of the immutable bytes.
+    return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(shape).copy()
+
+
+@functools.lru_cache(maxsize=2)
+def _read_raw(directory: str) -> tuple[np.ndarray, ...]:
+    # Keyed on the directory alone: it was verified against the pinned checksums, so its content
+    # is fixed. Arrays are made read-only so no caller can corrupt the cache.
+    arrays = tuple(
+        read_idx(Path(directory) / name)
+        for name in (
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+        )
+    )
+    for array in arrays:
+        array.flags.writeable = False
+    return arrays
+
+
+def check_count(value: object, name: str, minimum: int) -> int:
+    """Return value as an int if it is an integer >= minimum, else raise. Used by this module."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def scale_images(images: np.ndarray) -> np.ndarray:
+    """Return a fresh float32 copy of uint8 images in [0, 1]. Used by load_fashion_mnist()."""
+    return np.divide(images, 255, dtype=np.float32)
+
+
+def load_fashion_mnist(
+    limit: int | None = None, validation_size: int = 5000, download: bool = True
+) -> FashionMNIST:
+    """Load Fashion-MNIST split into train/valid/test (labels uint8). Used by notebooks 2-12."""
+    if limit is not None:
+        limit = check_count(limit, "limit", 1)
+    validation_size = check_count(validation_size, "validation_size", 0)
+    directory = locate_fashion_mnist(download=download)
+    X_train_full, y_train_full, X_test, y_test = _read_raw(str(directory))
+    n_train = len(X_train_full) - validation_size
+    if n_train < 1:
+        raise ValueError(
+            f"validation_size must be smaller than {len(X_train_full)}, got {validation_size}"
+        )
+    # Slicing with limit=None keeps the whole split; a limit past the end does too.
+    keep = slice(None, limit)
+    return FashionMNIST(
+        X_train=scale_images(X_train_full[:n_train][keep]),
+        y_train=y_train_full[:n_train][keep].copy(),
+        X_valid=scale_images(X_train_full[n_train:][keep]),
+        y_valid=y_train_full[n_train:][keep].copy(),
+        X_test=scale_images(X_test[keep]),
+        y_test=y_test[keep].copy(),
+    )
+
+
+def make_3d_data(
+    m: int = 200, noise: float = 0.1, w1: float = 0.1, w2: float = 0.3, seed: int = 42
+) -> np.ndarray:
+    """Return m centred float32 points on a noisy curved 2D sheet in 3D. Used by notebook 1."""
+    m = check_count(m, "m", 3)
+    if not noise >= 0:
+        raise ValueError(f"noise must be >= 0, got {noise}")
+    rng = np.random.default_rng(seed)
+    angles = rng.uniform(-0.5, 3 * np.pi / 2 - 0.5, size=m)
+    X = np.empty((m, 3))
+    X[:, 0] = np.cos(angles) + np.sin(angles) / 2 + noise * rng.standard_normal(m) / 2
+    X[:, 1] = np.sin(angles) * 0.7 + noise * rng.standard_normal(m) / 2
+    X[:, 2] = X[:, 0] * w1 + X[:, 1] * w2 + noise * rng.standard_normal(m)
+    # Centred so that PCA and a linear autoencoder without biases see the same subspace.
+    X -= X.mean(axis=0)
+    return X.astype(np.float32)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Locate (downloading if needed) and verify Fashion-MNIST; print where. Used by make data."""
+    parser = argparse.ArgumentParser(
+        prog="python -m course_utils.data",
+        description="Find, download if needed, and verify the Fashion-MNIST files.",
+    )
+    parser.add_argument("--offline", action="store_true", help="never download; fail fast")
+    args = parser.parse_args(argv)
+    try:
+        directory = locate_fashion_mnist(download=not args.offline)
+        dataset = load_fashion_mnist(download=False)
+    except DataUnavailableError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(f"Fashion-MNIST verified in {directory}")
+    print(dataset.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

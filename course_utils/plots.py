@@ -1,0 +1,197 @@
+"""Plotting helpers shared by the notebooks; each returns its figure so a notebook can reuse it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import plotly.graph_objects as go
+
+
+def _history_dict(history) -> Mapping[str, Sequence[float]]:
+    values = getattr(history, "history", history)
+    if not isinstance(values, Mapping) or not values:
+        raise TypeError(
+            "plot_learning_curves expects the History returned by model.fit (or its .history "
+            f"dict of per-epoch lists), got {type(history).__name__}."
+        )
+    return values
+
+
+def plot_learning_curves(history, metrics=("loss",), reference=None, title=None, log_y=False):
+    """Training and validation curves per epoch, one panel per metric. Notebooks 1-10."""
+    values = _history_dict(history)
+    missing = [name for name in metrics if name not in values]
+    if missing:
+        raise KeyError(f"No {missing} in the history; it has {sorted(values)}.")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 3.8), squeeze=False)
+    for ax, name in zip(axes[0], metrics, strict=True):
+        epochs = np.arange(1, len(values[name]) + 1)
+        ax.plot(epochs, values[name], "o-", ms=3, label=f"training {name}")
+        if f"val_{name}" in values:
+            ax.plot(epochs, values[f"val_{name}"], "s--", ms=3, label=f"validation {name}")
+        for label, level in (reference or {}).items():
+            ax.axhline(level, color="0.3", linestyle=":", label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        if log_y:
+            ax.set_yscale("log")
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _as_image_batch(images) -> np.ndarray:
+    batch = np.asarray(images)
+    if batch.ndim == 4 and batch.shape[-1] == 1:
+        batch = batch[..., 0]
+    if batch.ndim != 3:
+        raise ValueError(
+            "Expected a batch of grey images shaped (n, height, width) or (n, height, width, 1), "
+            f"got shape {batch.shape}."
+        )
+    return batch
+
+
+def plot_image_grid(images, n_cols=10, titles=None, value_range=(0.0, 1.0), size=1.2, title=None):
+    """Images in a grid, no axes; value_range=(-1, 1) for tanh outputs. Notebooks 0 and 2-12."""
+    batch = _as_image_batch(images)
+    n_rows = max(1, int(np.ceil(len(batch) / n_cols)))
+    n_cols = min(n_cols, len(batch)) or 1
+    fig, axes = plt.subplots(
+        n_rows, n_cols, figsize=(size * n_cols, size * n_rows + (0.4 if title else 0)),
+        squeeze=False,
+    )
+    for index, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if index < len(batch):
+            ax.imshow(batch[index], cmap="binary", vmin=value_range[0], vmax=value_range[1])
+            if titles is not None:
+                ax.set_title(str(titles[index]), fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_reconstructions(originals, reconstructions, n_images=8, value_range=(0.0, 1.0)):
+    """Originals on the top row, their reconstructions underneath. Notebooks 2-8 and 12."""
+    top = _as_image_batch(originals)[:n_images]
+    bottom = _as_image_batch(reconstructions)[:n_images]
+    if top.shape != bottom.shape:
+        raise ValueError(
+            f"originals {top.shape} and reconstructions {bottom.shape} differ in shape."
+        )
+    fig, axes = plt.subplots(2, len(top), figsize=(1.3 * len(top), 2.9), squeeze=False)
+    for row, (label, batch) in enumerate((("original", top), ("reconstruction", bottom))):
+        for col, image in enumerate(batch):
+            ax = axes[row, col]
+            ax.imshow(image, cmap="binary", vmin=value_range[0], vmax=value_range[1])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+        axes[row, 0].set_ylabel(label)
+    fig.tight_layout()
+    return fig
+
+
+def plot_3d_scatter(points, color=None, title=None, axis_titles=("x1", "x2", "x3"), plane=None):
+    """Interactive plotly 3D scatter, optionally with the plane spanned by two vectors. Notebook 1."""
+    cloud = np.asarray(points, dtype=float)
+    if cloud.ndim != 2 or cloud.shape[1] != 3:
+        raise ValueError(f"Expected points shaped (n, 3), got {cloud.shape}.")
+    fig = go.Figure(
+        go.Scatter3d(
+            x=cloud[:, 0], y=cloud[:, 1], z=cloud[:, 2], mode="markers", name="data",
+            marker={"size": 3, "color": color, "colorscale": "Viridis", "opacity": 0.85},
+        )
+    )
+    if plane is not None:
+        fig.add_trace(_plane_surface(cloud, *plane))
+    fig.update_layout(
+        title=title, height=500, margin={"l": 0, "r": 0, "t": 40 if title else 0, "b": 0},
+        scene={"xaxis_title": axis_titles[0], "yaxis_title": axis_titles[1],
+               "zaxis_title": axis_titles[2], "aspectmode": "data"},
+        legend={"x": 0.02, "y": 0.98},
+    )
+    return fig
+
+
+def _plane_surface(cloud, origin, basis, name="plane"):
+    origin = np.asarray(origin, dtype=float).reshape(3)
+    basis = np.asarray(basis, dtype=float)
+    if basis.shape != (3, 2):
+        raise ValueError(f"A plane in 3D needs a (3, 2) basis, got {basis.shape}.")
+    # Project the data onto the plane's own coordinates so the drawn patch just covers it.
+    coords, *_ = np.linalg.lstsq(basis, (cloud - origin).T, rcond=None)
+    u = np.linspace(coords[0].min(), coords[0].max(), 12)
+    v = np.linspace(coords[1].min(), coords[1].max(), 12)
+    grid_u, grid_v = np.meshgrid(u, v)
+    surface = origin[:, None, None] + basis[:, :1, None] * grid_u + basis[:, 1:, None] * grid_v
+    return go.Surface(
+        x=surface[0], y=surface[1], z=surface[2], name=name, showscale=False, opacity=0.35,
+        colorscale=[[0, "steelblue"], [1, "steelblue"]], showlegend=True,
+    )
+
+
+def plot_embedding_2d(points, labels=None, class_names=None, title=None, ax=None, size=4):
+    """2D points coloured by class, with a legend of class names. Notebooks 1, 2, 8 and 12."""
+    xy = np.asarray(points, dtype=float)
+    if xy.ndim != 2 or xy.shape[1] != 2:
+        raise ValueError(f"Expected 2-D points shaped (n, 2), got {xy.shape}.")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 6) if labels is not None else (5, 4))
+    else:
+        fig = ax.figure
+    if labels is None:
+        ax.scatter(xy[:, 0], xy[:, 1], s=size * 4, alpha=0.8)
+    else:
+        labels = np.asarray(labels)
+        if labels.shape != (len(xy),):
+            raise ValueError(f"Need one label per point: {len(xy)} points, labels {labels.shape}.")
+        classes = np.unique(labels)
+        palette = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+        for index, cls in enumerate(classes):
+            chosen = labels == cls
+            name = class_names[int(cls)] if class_names is not None else str(cls)
+            ax.scatter(xy[chosen, 0], xy[chosen, 1], s=size, color=palette(index % palette.N),
+                       label=name, alpha=0.7)
+        ax.legend(markerscale=12 / max(size, 1) + 1, fontsize=8, loc="best", framealpha=0.85)
+    ax.set_aspect("equal", adjustable="datalim")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_autoencoder_diagram(layer_sizes=(784, 100, 30, 100, 784), coding_index=None):
+    """Layers drawn as bars whose height grows with their width; encoder, codings, decoder. NB 0."""
+    sizes = [int(size) for size in layer_sizes]
+    if len(sizes) < 3 or min(sizes) < 1:
+        raise ValueError(f"Need at least input, codings and output sizes (all >= 1), got {sizes}.")
+    coding_index = len(sizes) // 2 if coding_index is None else coding_index
+    heights = np.log2(np.asarray(sizes) + 1)
+    heights = heights / heights.max() * 0.8
+    fig, ax = plt.subplots(figsize=(1.6 * len(sizes) + 1, 3.2))
+    for index, (size, height) in enumerate(zip(sizes, heights, strict=True)):
+        colour = "tab:orange" if index == coding_index else (
+            "tab:blue" if index < coding_index else "tab:green"
+        )
+        ax.add_patch(plt.Rectangle((index - 0.15, 0.5 - height / 2), 0.3, height,
+                                   color=colour, alpha=0.8))
+        ax.text(index, 0.5 - height / 2 - 0.06, f"{size}", ha="center", va="top", fontsize=10)
+        if index:
+            ax.annotate("", xy=(index - 0.17, 0.5), xytext=(index - 0.83, 0.5),
+                        arrowprops={"arrowstyle": "->", "color": "0.4"})
+    ax.text(0, 0.97, "input x", ha="center", fontsize=10)
+    ax.text(len(sizes) - 1, 0.97, "reconstruction x̂", ha="center", fontsize=10)
+    ax.text(coding_index, 0.97, "codings s = E(x)", ha="center", fontsize=10, color="tab:orange")
+    ax.text(coding_index / 2, -0.1, "encoder E", ha="center", color="tab:blue", fontsize=11)
+    ax.text((coding_index + len(sizes) - 1) / 2, -0.1, "decoder D", ha="center",
+            color="tab:green", fontsize=11)
+    ax.set_xlim(-0.6, len(sizes) - 0.4)
+    ax.set_ylim(-0.15, 1.05)
+    ax.axis("off")
+    return fig

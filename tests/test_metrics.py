@@ -1,0 +1,100 @@
+"""Metrics against their formulas: rounded accuracy, principal angles, reconstruction MSE."""
+
+import keras
+import numpy as np
+import pytest
+
+from course_utils import metrics
+
+
+def test_rounded_accuracy_matches_the_formula():
+    rng = np.random.default_rng(0)
+    y_true = rng.random((4, 28, 28)).astype("float32")
+    y_pred = rng.random((4, 28, 28)).astype("float32")
+    expected = np.mean(np.round(y_true) == np.round(y_pred), axis=-1)
+    result = np.asarray(metrics.rounded_accuracy(y_true, y_pred))
+    assert result.shape == (4, 28)
+    np.testing.assert_allclose(result, expected, rtol=0, atol=1e-7)
+
+
+def test_rounded_accuracy_extremes():
+    images = np.array([[0.1, 0.9, 0.7, 0.2]], dtype="float32")
+    assert float(metrics.rounded_accuracy(images, images)[0]) == 1.0
+    assert float(metrics.rounded_accuracy(images, 1 - images)[0]) == 0.0
+    nearly = np.array([[0.4, 0.6, 0.6, 0.4]], dtype="float32")
+    assert float(metrics.rounded_accuracy(images, nearly)[0]) == 1.0
+
+
+def test_rounded_accuracy_as_a_keras_metric_averages_every_pixel():
+    rng = np.random.default_rng(1)
+    x = rng.random((32, 6)).astype("float32")
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(6, activation="sigmoid")])
+    model.compile(loss="mse", metrics=[metrics.rounded_accuracy])
+    _, score = model.evaluate(x, x, verbose=0, batch_size=8)
+    expected = np.mean(np.round(model.predict(x, verbose=0)) == np.round(x))
+    assert score == pytest.approx(expected, abs=1e-6)
+
+
+def test_rounded_accuracy_is_registered_for_reloading():
+    found = keras.saving.get_registered_object("course_utils>rounded_accuracy")
+    assert found is metrics.rounded_accuracy
+
+
+def _rotation_about_x(theta):
+    c, s = np.cos(theta), np.sin(theta)
+    return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+
+
+def test_identical_subspaces_have_zero_angles_whatever_the_basis():
+    basis = np.array([[1.0, 0], [0, 1], [1, 1]])
+    mixed = basis @ np.array([[2.0, 1], [-1, 3]])  # another basis of the same plane
+    np.testing.assert_allclose(metrics.principal_angles(basis, mixed), [0, 0], atol=1e-6)
+
+
+@pytest.mark.parametrize("degrees", [0.5, 10, 45, 89])
+def test_tilted_plane_angles_are_zero_and_the_tilt(degrees):
+    plane = np.eye(3)[:, :2]  # the x-y plane
+    tilted = _rotation_about_x(np.radians(degrees)) @ plane  # keeps x, tilts y
+    angles = metrics.principal_angles(plane, tilted)
+    np.testing.assert_allclose(angles, [0, degrees], atol=1e-7)
+    np.testing.assert_allclose(
+        metrics.principal_angles(plane, tilted, degrees=False), np.radians([0, degrees]),
+        atol=1e-9,
+    )
+
+
+def test_angles_match_the_svd_formula_on_random_subspaces():
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(6, 3)), rng.normal(size=(6, 2))
+    qa, _ = np.linalg.qr(a)
+    qb, _ = np.linalg.qr(b)
+    cosines = np.linalg.svd(qa.T @ qb, compute_uv=False)
+    expected = np.sort(np.degrees(np.arccos(np.clip(cosines, -1, 1))))
+    np.testing.assert_allclose(metrics.principal_angles(a, b), expected, atol=1e-6)
+
+
+def test_orthogonal_lines_are_at_ninety_degrees():
+    assert metrics.principal_angles([[1.0], [0], [0]], [[0.0], [0], [2]])[0] == pytest.approx(90)
+
+
+@pytest.mark.parametrize(("a", "b", "message"), [
+    (np.ones((3, 2)), np.ones((4, 2)), "different dimension"),
+    (np.ones(3), np.ones((3, 1)), "2-D matrix"),
+    (np.zeros((3, 2)), np.ones((3, 1)), "spans no subspace"),
+    (np.full((3, 1), np.nan), np.ones((3, 1)), "NaN"),
+])
+def test_principal_angles_reject_bad_input_clearly(a, b, message):
+    with pytest.raises(ValueError, match=message):
+        metrics.principal_angles(a, b)
+
+
+def test_reconstruction_mse_matches_the_formula():
+    x = np.array([[0.0, 1.0], [2.0, 3.0]])
+    x_hat = np.array([[1.0, 1.0], [2.0, 1.0]])
+    assert metrics.reconstruction_mse(x, x_hat) == pytest.approx((1 + 0 + 0 + 4) / 4)
+    assert metrics.reconstruction_mse(x, x) == 0.0
+
+
+def test_reconstruction_mse_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="differ in shape"):
+        metrics.reconstruction_mse(np.ones((2, 3)), np.ones((3, 2)))

@@ -1,0 +1,69 @@
+"""Benchmark the notebooks: wall time and peak memory of each, per run mode, in one table.
+
+    python tools/benchmark.py                       # smoke and default, every notebook
+    python tools/benchmark.py --modes smoke         # one mode
+    python tools/benchmark.py --modes default notebooks/01_pca_linear_autoencoder.ipynb
+
+Times exclude kernel start and the TensorFlow import (see run_notebooks.py). The table is
+printed as Markdown and also written to build/benchmark/notebooks.md. Later issues add rows
+for what they name (e.g. the GAN training-speed ratio).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+from pathlib import Path
+
+from run_notebooks import MODES, REPO_ROOT, execute_notebook, list_notebooks
+
+REPORT_DIR = REPO_ROOT / "build" / "benchmark"
+
+
+def format_table(runs) -> str:
+    """A Markdown table: one row per notebook, a time and a memory column per mode."""
+    modes = list(dict.fromkeys(run.mode for run in runs))
+    by_key = {(run.path.name, run.mode): run for run in runs}
+    names = list(dict.fromkeys(run.path.name for run in runs))
+    header = "| notebook | " + " | ".join(f"{m} time (s) | {m} peak (MiB)" for m in modes) + " |"
+    rule = "|---|" + "---:|---:|" * len(modes)
+    rows = []
+    for name in names:
+        cells = []
+        for mode in modes:
+            run = by_key.get((name, mode))
+            if run is None:
+                cells += ["", ""]
+            elif not run.ok:
+                cells += ["FAILED", ""]
+            else:
+                cells += [f"{run.seconds:.1f}", f"{run.peak_mib:.0f}"]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join([header, rule, *rows])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=["smoke", "default"])
+    parser.add_argument("notebooks", nargs="*", help="default: every numbered notebook")
+    args = parser.parse_args(argv)
+
+    runs = []
+    for mode in args.modes:
+        for path in list_notebooks(args.notebooks):
+            run = execute_notebook(path, mode)
+            runs.append(run)
+            result = f"{run.seconds:.1f} s, {run.peak_mib:.0f} MiB" if run.ok else run.error
+            print(f"[{mode}] {path.name}: {result}", flush=True)
+
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    report = f"Notebook benchmark on {machine}\n\n{format_table(runs)}\n"
+    REPORT_DIR.mkdir(parents=True, exist_ok=True)
+    (REPORT_DIR / "notebooks.md").write_text(report, encoding="utf-8")
+    print("\n" + report)
+    return 0 if all(run.ok for run in runs) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

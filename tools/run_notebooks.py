@@ -1,0 +1,153 @@
+"""Execute the course notebooks headlessly in one run mode; write executed copies, HTML and PNGs.
+
+    python tools/run_notebooks.py --mode default            # every notebook
+    python tools/run_notebooks.py --mode smoke notebooks/01_pca_linear_autoencoder.ipynb
+
+Output goes to build/executed/<mode>/ (gitignored): NAME.ipynb, NAME.html and figures/NAME-*.png.
+The kernel is started and TensorFlow imported before the clock starts, so the times measure the
+notebook's own work. benchmark.py reuses `execute_notebook` for its table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+BUILD_DIR = REPO_ROOT / "build" / "executed"
+MODES = ("smoke", "default", "book")
+
+# Run before the timed cells: the kernel pays for its TensorFlow import here, not in cell 1.
+PREAMBLE = "from course_utils import config as _config\n_config.quiet_tensorflow()"
+# ru_maxrss is the kernel process's peak resident set, in KiB on Linux.
+PEAK_MEMORY_PROBE = "import resource as _resource\nprint(_resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss)"
+
+
+@dataclass
+class NotebookRun:
+    """What executing one notebook produced: the executed copy, its time and its peak memory."""
+
+    path: Path
+    mode: str
+    executed: nbformat.NotebookNode | None = None
+    seconds: float = float("nan")
+    peak_mib: float = float("nan")
+    error: str | None = None
+    cell_seconds: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def list_notebooks(selected: list[str] | None = None) -> list[Path]:
+    """The course notebooks in chapter order (or the selected ones, checked to exist)."""
+    if selected:
+        paths = [Path(name).resolve() for name in selected]
+        missing = [str(path) for path in paths if not path.is_file()]
+        if missing:
+            raise SystemExit(f"No such notebook: {', '.join(missing)}")
+        return paths
+    return sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+
+
+def execute_notebook(path: Path, mode: str, timeout: int = 1800) -> NotebookRun:
+    """Run one notebook top to bottom in a fresh kernel with COURSE_MODE set to `mode`."""
+    run = NotebookRun(path=path, mode=mode)
+    notebook = nbformat.read(path, as_version=4)
+    notebook.cells.insert(0, nbformat.v4.new_code_cell(PREAMBLE))
+    notebook.cells.append(nbformat.v4.new_code_cell(PEAK_MEMORY_PROBE))
+    finished_at: dict[int, float] = {}
+
+    def note_time(cell, cell_index, execute_reply):  # nbclient passes these as keywords
+        finished_at[cell_index] = time.perf_counter()
+
+    previous_mode = os.environ.get("COURSE_MODE")
+    os.environ["COURSE_MODE"] = mode  # the kernel inherits this environment
+    try:
+        client = NotebookClient(
+            notebook, timeout=timeout, kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+            on_cell_executed=note_time,
+        )
+        client.execute()
+    except CellExecutionError as error:
+        run.error = str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)
+    finally:
+        if previous_mode is None:
+            os.environ.pop("COURSE_MODE", None)
+        else:
+            os.environ["COURSE_MODE"] = previous_mode
+
+    last = len(notebook.cells) - 1
+    if run.ok and 0 in finished_at and last in finished_at:
+        # The probe cell takes microseconds, so preamble end -> probe end is the notebook's time.
+        run.seconds = finished_at[last] - finished_at[0]
+        code_cells = sorted(finished_at)
+        run.cell_seconds = {
+            index - 1: finished_at[index] - finished_at[before]
+            for before, index in zip(code_cells, code_cells[1:]) if index != last
+        }
+        probe_text = "".join(out.get("text", "") for out in notebook.cells[last].outputs)
+        run.peak_mib = int(probe_text.split()[-1]) / 1024
+    notebook.cells = notebook.cells[1:last]
+    run.executed = notebook
+    return run
+
+
+def save_outputs(run: NotebookRun, out_dir: Path, html: bool = True) -> None:
+    """Write the executed notebook, its HTML export and every PNG it drew under out_dir."""
+    from nbconvert import HTMLExporter
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = run.path.stem
+    nbformat.write(run.executed, out_dir / f"{stem}.ipynb")
+    if html:
+        body, _ = HTMLExporter().from_notebook_node(run.executed)
+        (out_dir / f"{stem}.html").write_text(body, encoding="utf-8")
+    figures = out_dir / "figures"
+    figures.mkdir(exist_ok=True)
+    for old in figures.glob(f"{stem}-*.png"):
+        old.unlink()
+    for index, cell in enumerate(run.executed.cells):
+        for number, output in enumerate(cell.get("outputs", [])):
+            png = output.get("data", {}).get("image/png")
+            if png:
+                (figures / f"{stem}-cell{index:02d}-{number}.png").write_bytes(
+                    base64.b64decode(png)
+                )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=MODES, default="default")
+    parser.add_argument("--out", type=Path, default=BUILD_DIR, help="default: build/executed")
+    parser.add_argument("--no-html", action="store_true", help="skip the HTML export")
+    parser.add_argument("notebooks", nargs="*", help="default: every numbered notebook")
+    args = parser.parse_args(argv)
+
+    failures = 0
+    for path in list_notebooks(args.notebooks):
+        run = execute_notebook(path, args.mode)
+        save_outputs(run, args.out / args.mode, html=not args.no_html)
+        status = f"{run.seconds:7.1f} s  {run.peak_mib:7.0f} MiB" if run.ok else "FAILED"
+        print(f"{path.name:45s} {status}", flush=True)
+        if not run.ok:
+            failures += 1
+            print(f"    {run.error}", file=sys.stderr)
+    print(f"Executed copies in {args.out / args.mode}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
