@@ -26,7 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class RunSettings:
-    """The resolved run mode and seed; `pick` chooses a size for the mode. Used by every notebook."""
+    """The resolved run mode and seed; `pick` chooses a size per mode. Used by every notebook."""
 
     mode: str
     seed: int
@@ -64,11 +64,11 @@ def resolve_mode(mode: str | None = None) -> str:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and Keras/TensorFlow so CPU runs repeat exactly. Used by every notebook."""
+    """Seed Python, NumPy and Keras/TensorFlow so CPU runs repeat exactly. Every notebook."""
     import keras  # imported here so that importing course_utils.config stays cheap
 
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - students' own cells may use the legacy global API
     # tf.random.set_seed no longer seeds Keras initialisers; this call seeds all three generators.
     keras.utils.set_random_seed(seed)
 
@@ -105,7 +105,7 @@ def _import_tensorflow_muting_c_stderr() -> None:
 
 
 def set_plot_defaults() -> None:
-    """Readable matplotlib defaults and an offline-capable plotly renderer. Used by every notebook."""
+    """Readable matplotlib defaults and an offline-capable plotly renderer. Every notebook."""
     import matplotlib.pyplot as plt
     import plotly.io as pio
     import seaborn as sns
@@ -134,7 +134,7 @@ def gpu_count() -> int:
 
 
 def setup(mode: str | None = None, seed: int = 42, *, plots: bool = True) -> RunSettings:
-    """Resolve the run mode, seed everything, silence logs, set plot defaults. Every notebook."""
+    """Resolve the mode, seed everything, silence logs, set plot defaults. Every notebook."""
     settings = RunSettings(mode=resolve_mode(mode), seed=int(seed))
     quiet_tensorflow()
     seed_everything(settings.seed)

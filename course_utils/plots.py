@@ -99,7 +99,7 @@ def plot_reconstructions(originals, reconstructions, n_images=8, value_range=(0.
 
 
 def plot_3d_scatter(points, color=None, title=None, axis_titles=("x1", "x2", "x3"), plane=None):
-    """Interactive plotly 3D scatter, optionally with the plane spanned by two vectors. Notebook 1."""
+    """Interactive plotly 3D scatter, optionally with the plane of two vectors. Notebook 1."""
     cloud = np.asarray(points, dtype=float)
     if cloud.ndim != 2 or cloud.shape[1] != 3:
         raise ValueError(f"Expected points shaped (n, 3), got {cloud.shape}.")

@@ -17,7 +17,8 @@ def close_figures():
 
 
 def test_learning_curves_draw_training_validation_and_reference():
-    history = SimpleNamespace(history={"loss": [3, 2, 1], "val_loss": [4, 3, 2], "acc": [0.1, 0.2, 0.3]})
+    curves = {"loss": [3, 2, 1], "val_loss": [4, 3, 2], "acc": [0.1, 0.2, 0.3]}
+    history = SimpleNamespace(history=curves)
     fig = plots.plot_learning_curves(history, metrics=("loss", "acc"), reference={"PCA": 0.5})
     loss_ax, acc_ax = fig.axes
     labels = [line.get_label() for line in loss_ax.get_lines()]

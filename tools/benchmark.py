@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-from pathlib import Path
 
 from run_notebooks import MODES, REPO_ROOT, execute_notebook, list_notebooks
 

@@ -30,7 +30,10 @@ MODES = ("smoke", "default", "book")
 # Run before the timed cells: the kernel pays for its TensorFlow import here, not in cell 1.
 PREAMBLE = "from course_utils import config as _config\n_config.quiet_tensorflow()"
 # ru_maxrss is the kernel process's peak resident set, in KiB on Linux.
-PEAK_MEMORY_PROBE = "import resource as _resource\nprint(_resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss)"
+PEAK_MEMORY_PROBE = (
+    "import resource as _resource\n"
+    "print(_resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss)"
+)
 
 
 @dataclass
@@ -96,7 +99,7 @@ def execute_notebook(path: Path, mode: str, timeout: int = 1800) -> NotebookRun:
         code_cells = sorted(finished_at)
         run.cell_seconds = {
             index - 1: finished_at[index] - finished_at[before]
-            for before, index in zip(code_cells, code_cells[1:]) if index != last
+            for before, index in zip(code_cells[:-1], code_cells[1:], strict=True) if index != last
         }
         probe_text = "".join(out.get("text", "") for out in notebook.cells[last].outputs)
         run.peak_mib = int(probe_text.split()[-1]) / 1024

@@ -1,0 +1,61 @@
+"""The notebooks as source: clean, in order, each with the parameters cell and the smoke check."""
+
+import copy
+import os
+import re
+
+import nbformat
+import pytest
+from clean_notebooks import CHECKED_TAG, clean, notebook_paths
+
+NOTEBOOKS = [path for path in notebook_paths() if re.match(r"\d\d_", path.name)]
+SMOKE_LINE = "Run mode: smoke ("
+
+
+def _read(path):
+    return nbformat.read(path, as_version=4)
+
+
+def test_notebooks_are_numbered_from_zero_without_gaps():
+    numbers = [int(path.name[:2]) for path in NOTEBOOKS]
+    assert numbers == list(range(len(numbers)))
+    assert len(numbers) >= 2
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_notebook_is_committed_clean(path):
+    notebook = _read(path)
+    assert clean(copy.deepcopy(notebook)) == notebook, (
+        f"{path.name} has outputs or execution counts: run `make clean-notebooks`"
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_notebook_has_one_visible_mode_switch_and_the_smoke_check(path):
+    cells = _read(path).cells
+    parameters = [cell for cell in cells if "parameters" in cell.metadata.get("tags", [])]
+    assert len(parameters) == 1
+    assert re.fullmatch(r'COURSE_MODE = None\s*#.*', parameters[0].source.strip())
+    checked = [cell for cell in cells if CHECKED_TAG in cell.metadata.get("tags", [])]
+    assert len(checked) == 1
+    stored = "".join(output.get("text", "") for output in checked[0].outputs)
+    assert stored.startswith(SMOKE_LINE)
+    assert checked[0].execution_count is not None
+    assert cells.index(parameters[0]) < cells.index(checked[0])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_notebook_has_a_title_a_summary_and_exercises(path):
+    markdown = "\n".join(cell.source for cell in _read(path).cells if cell.cell_type == "markdown")
+    assert markdown.startswith(f"# {int(path.name[:2])}. ")
+    assert "## Summary" in markdown
+    assert "## Exercises" in markdown
+    assert "<details>" in markdown, "solutions belong in a collapsed <details> block"
+
+
+def test_ci_runs_in_smoke_mode():
+    # CI sets CI=true; the test command must then have put every notebook in smoke mode. The
+    # checked cell in each notebook proves the kernels saw it too (nbval compares its output).
+    if not os.environ.get("CI"):
+        pytest.skip("only meaningful under CI (CI is not set)")
+    assert os.environ.get("COURSE_MODE") == "smoke"

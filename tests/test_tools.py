@@ -1,0 +1,69 @@
+"""The headless runner and the benchmark table (tools/), on a tiny notebook of their own."""
+
+import math
+
+import nbformat
+import pytest
+from benchmark import format_table
+from run_notebooks import NotebookRun, execute_notebook, save_outputs
+
+TINY = [
+    "import os\nmode = os.environ['COURSE_MODE']",
+    "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\nplt.show()",
+    "print(mode)",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("nb")
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    notebook.cells = [nbformat.v4.new_markdown_cell("# 9. Tiny")]
+    notebook.cells += [nbformat.v4.new_code_cell(source) for source in TINY]
+    path = folder / "09_tiny.ipynb"
+    nbformat.write(notebook, path)
+    return execute_notebook(path, "smoke", timeout=120), folder
+
+
+def test_runner_executes_in_the_requested_mode_and_measures(tiny_run):
+    run, _ = tiny_run
+    assert run.ok, run.error
+    assert [cell.cell_type for cell in run.executed.cells] == ["markdown", "code", "code", "code"]
+    assert run.executed.cells[3].outputs[0]["text"].strip() == "smoke"
+    assert 0 < run.seconds < 60
+    assert 50 < run.peak_mib < 10_000  # a Python kernel with matplotlib, in MiB
+    assert set(run.cell_seconds) == {1, 2, 3}
+
+
+def test_runner_writes_notebook_html_and_figures(tiny_run, tmp_path):
+    run, _ = tiny_run
+    save_outputs(run, tmp_path)
+    assert (tmp_path / "09_tiny.ipynb").is_file()
+    assert "<html" in (tmp_path / "09_tiny.html").read_text()
+    pngs = list((tmp_path / "figures").glob("09_tiny-*.png"))
+    assert len(pngs) == 1 and pngs[0].read_bytes().startswith(b"\x89PNG")
+
+
+def test_runner_reports_a_failing_cell(tmp_path):
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("raise RuntimeError('broken on purpose')")]
+    path = tmp_path / "08_broken.ipynb"
+    nbformat.write(notebook, path)
+    run = execute_notebook(path, "smoke", timeout=120)
+    assert not run.ok
+    assert "broken on purpose" in run.error
+    assert math.isnan(run.seconds)
+
+
+def test_benchmark_table_has_a_row_per_notebook_and_columns_per_mode(tmp_path):
+    runs = [
+        NotebookRun(tmp_path / "00_a.ipynb", "smoke", seconds=1.25, peak_mib=512.4),
+        NotebookRun(tmp_path / "00_a.ipynb", "default", seconds=10.0, peak_mib=900),
+        NotebookRun(tmp_path / "01_b.ipynb", "smoke", error="boom"),
+    ]
+    lines = format_table(runs).splitlines()
+    assert lines[0] == ("| notebook | smoke time (s) | smoke peak (MiB) | default time (s) "
+                        "| default peak (MiB) |")
+    assert lines[2] == "| 00_a.ipynb | 1.2 | 512 | 10.0 | 900 |"
+    assert lines[3] == "| 01_b.ipynb | FAILED |  |  |  |"
