@@ -1,0 +1,116 @@
+"""Custom layers and regularizers: a tied decoder layer and the KL sparsity penalty."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+# Mean activations are clipped this far from 0 and 1 before taking logarithms (see below).
+KL_EPSILON = 1e-7
+
+_SAVE_WHOLE_MESSAGE = (
+    "A DenseTranspose layer is tied to another layer's kernel, so a model containing it cannot "
+    "be saved whole (model.save / get_config): a reloaded copy would get its own, untied kernel. "
+    'Save the weights instead with model.save_weights("name.weights.h5"), rebuild the model '
+    "with the same code, then call model.load_weights(\"name.weights.h5\")."
+)
+
+
+@keras.saving.register_keras_serializable(package="course_utils")
+class DenseTranspose(keras.layers.Layer):
+    """Decoder layer: activation(x @ dense.kernel.T + bias), kernel tied to `dense`. Notebook 3."""
+
+    def __init__(self, dense, activation=None, **kwargs):
+        if not isinstance(dense, keras.layers.Dense):
+            raise TypeError(
+                "DenseTranspose must be tied to a keras.layers.Dense layer (the encoder layer "
+                f"whose kernel it reuses), got {type(dense).__name__}: {dense!r}."
+            )
+        super().__init__(**kwargs)
+        # Plain assignment would make Keras track the Dense layer as a sublayer, so its kernel
+        # and bias would also count as this layer's weights; the tied layer owns only its bias.
+        object.__setattr__(self, "_dense", dense)
+        self.activation = keras.activations.get(activation)
+
+    @property
+    def dense(self):
+        """The encoder Dense layer whose kernel this layer reuses. Notebook 3."""
+        return self._dense
+
+    def build(self, input_shape):
+        """Check the input size against the tied layer and create the bias. Notebook 3."""
+        dense = self._dense
+        if not dense.built:
+            raise RuntimeError(
+                f"The Dense layer '{dense.name}' tied to DenseTranspose '{self.name}' is not "
+                "built yet, so its kernel does not exist: build or call the encoder first "
+                "(e.g. give it a keras.Input), then the decoder."
+            )
+        input_size = input_shape[-1]
+        if input_size != dense.units:
+            raise ValueError(
+                f"DenseTranspose '{self.name}' expects inputs whose last dimension is "
+                f"{dense.units} (the units of its tied Dense layer '{dense.name}'), "
+                f"got last dimension {input_size} (input shape {tuple(input_shape)})."
+            )
+        # The output size is the tied layer's input size: the kernel's first dimension.
+        self.bias = self.add_weight(
+            name="bias", shape=(dense.kernel.shape[0],), initializer="zeros"
+        )
+        self.input_spec = keras.InputSpec(min_ndim=2, axes={-1: dense.units})
+
+    def call(self, inputs):
+        """Apply the transposed tied kernel, the bias and the activation. Notebook 3."""
+        # Reading dense.kernel at every call (not a copy kept at build) is what ties the two:
+        # gradients from both uses add up on the one variable.
+        outputs = ops.matmul(inputs, ops.transpose(self._dense.kernel)) + self.bias
+        return self.activation(outputs)
+
+    def compute_output_shape(self, input_shape):
+        """Same leading dimensions, last one the tied layer's input size. Notebook 3."""
+        return (*input_shape[:-1], self._dense.kernel.shape[0])
+
+    def get_config(self):
+        """Refuse: a reloaded copy would silently lose the tie. Notebook 3."""
+        raise NotImplementedError(_SAVE_WHOLE_MESSAGE)
+
+
+def _check_target(target):
+    if not 0 < target < 1:
+        raise ValueError(
+            f"The sparsity target is a mean activation, so it must lie strictly between 0 and 1; "
+            f"got {target!r}."
+        )
+
+
+def kl_divergence_penalty(target, mean_activation):
+    """Elementwise KL(target || mean_activation) between Bernoulli means. Notebook 7."""
+    _check_target(target)
+    # A saturated sigmoid unit can average exactly 0 or 1 in float32; log(0) would turn the
+    # loss into inf and its gradients into NaN, so keep q inside the open interval.
+    q = ops.clip(ops.convert_to_tensor(mean_activation), KL_EPSILON, 1 - KL_EPSILON)
+    p = target
+    return p * ops.log(p / q) + (1 - p) * ops.log((1 - p) / (1 - q))
+
+
+@keras.saving.register_keras_serializable(package="course_utils")
+class KLDivergenceRegularizer(keras.regularizers.Regularizer):
+    """Sparsity loss: weight * sum over units of KL(target || mean activation). Notebook 7."""
+
+    def __init__(self, weight, target):
+        if not weight >= 0:
+            raise ValueError(f"The sparsity weight must be 0 or more, got {weight!r}.")
+        _check_target(target)
+        self.weight = float(weight)
+        self.target = float(target)
+
+    def __call__(self, inputs):
+        """Penalty for a batch of activations shaped (batch, units) in (0, 1). Notebook 7."""
+        # Keras divides an activity regularizer's value by the batch size before adding it to
+        # the model's losses, exactly as tf.keras 2 did, so the book's weights keep their effect.
+        mean_activation = ops.mean(inputs, axis=0)
+        return self.weight * ops.sum(kl_divergence_penalty(self.target, mean_activation))
+
+    def get_config(self):
+        """Weight and target, so a saved model rebuilds the same regularizer. Notebook 7."""
+        return {"weight": self.weight, "target": self.target}
