@@ -84,7 +84,7 @@ class FashionMNIST:
     class_names: tuple[str, ...] = CLASS_NAMES
 
     def summary(self) -> str:
-        """Return one line with the split shapes. Used by notebooks 2-12."""
+        """Return one line with the split shapes. Used by notebooks 0 and 2-12."""
         return (
             f"Fashion-MNIST: train {self.X_train.shape}, valid {self.X_valid.shape}, "
             f"test {self.X_test.shape}"
@@ -347,7 +347,7 @@ def scale_images(images: np.ndarray) -> np.ndarray:
 def load_fashion_mnist(
     limit: int | None = None, validation_size: int = 5000, download: bool = True
 ) -> FashionMNIST:
-    """Load Fashion-MNIST split into train/valid/test (labels uint8). Used by notebooks 2-12."""
+    """Load Fashion-MNIST split into train/valid/test (uint8 labels). Notebooks 0 and 2-12."""
     if limit is not None:
         limit = check_count(limit, "limit", 1)
     validation_size = check_count(validation_size, "validation_size", 0)
@@ -368,6 +368,25 @@ def load_fashion_mnist(
         X_test=scale_images(X_test[keep]),
         y_test=y_test[keep].copy(),
     )
+
+
+def to_dataset(inputs, targets, batch_size=32, shuffle=True, seed=42):
+    """A batched, prefetched tf.data pipeline over NumPy arrays (faster than fit(X, y)). NB 2-12."""
+    import tensorflow as tf  # here, not at the top: the rest of this module needs no TensorFlow
+
+    inputs = np.asarray(inputs)
+    targets = np.asarray(targets)
+    if len(inputs) != len(targets):
+        raise ValueError(
+            f"inputs and targets must have one row each per example: {len(inputs)} vs "
+            f"{len(targets)}."
+        )
+    batch_size = check_count(batch_size, "batch_size", 1)
+    dataset = tf.data.Dataset.from_tensor_slices((inputs, targets))
+    if shuffle:
+        # A fresh order every epoch, but the same sequence of orders for the same seed.
+        dataset = dataset.shuffle(len(inputs), seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def make_3d_data(

@@ -584,3 +584,33 @@ def test_cli_runs_as_a_module(real_dir):
     )
     assert result.returncode == 0, result.stderr
     assert str(real_dir) in result.stdout
+
+
+def test_to_dataset_batches_every_example_once_per_epoch():
+    inputs = np.arange(10, dtype=np.float32).reshape(10, 1)
+    dataset = data.to_dataset(inputs, inputs * 2, batch_size=4, seed=1)
+    batches = list(dataset.as_numpy_iterator())
+    assert [len(x) for x, _ in batches] == [4, 4, 2]
+    seen_x = np.concatenate([x for x, _ in batches]).ravel()
+    seen_y = np.concatenate([y for _, y in batches]).ravel()
+    assert sorted(seen_x) == list(range(10))
+    np.testing.assert_array_equal(seen_y, seen_x * 2)  # pairs stay together when shuffled
+    assert not np.array_equal(seen_x, np.arange(10))  # shuffled
+
+
+def test_to_dataset_repeats_for_a_seed_and_keeps_order_unshuffled():
+    inputs = np.arange(50, dtype=np.float32)
+    first = np.concatenate(list(data.to_dataset(inputs, inputs, 8, seed=3).map(
+        lambda x, y: x).as_numpy_iterator()))
+    again = np.concatenate(list(data.to_dataset(inputs, inputs, 8, seed=3).map(
+        lambda x, y: x).as_numpy_iterator()))
+    np.testing.assert_array_equal(first, again)
+    ordered = data.to_dataset(inputs, inputs, 50, shuffle=False)
+    np.testing.assert_array_equal(next(ordered.as_numpy_iterator())[0], inputs)
+
+
+def test_to_dataset_rejects_mismatched_lengths_and_bad_batch_size():
+    with pytest.raises(ValueError, match="one row each"):
+        data.to_dataset(np.zeros((3, 2)), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="batch_size"):
+        data.to_dataset(np.zeros((3, 2)), np.zeros((3, 2)), batch_size=0)
