@@ -8,7 +8,6 @@ import random
 import sys
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,6 @@ MODE_DESCRIPTIONS = {
     "book": "book scale: full data and epochs, meant for a GPU",
 }
 MODES = tuple(MODE_DESCRIPTIONS)
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,11 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from course_utils.config import MODES
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 BUILD_DIR = REPO_ROOT / "build" / "executed"
-MODES = ("smoke", "default", "book")
 
 # Run before the timed cells: the kernel pays for its TensorFlow import here, not in cell 1.
 PREAMBLE = "from course_utils import config as _config\n_config.quiet_tensorflow()"
