@@ -1,4 +1,4 @@
-"""Custom layers and regularizers: a tied decoder layer and the KL sparsity penalty."""
+"""Custom layers: tied decoder, KL sparsity, VAE sampling, minibatch discrimination."""
 
 from __future__ import annotations
 
@@ -114,3 +114,95 @@ class KLDivergenceRegularizer(keras.regularizers.Regularizer):
     def get_config(self):
         """Weight and target, so a saved model rebuilds the same regularizer. Notebook 7."""
         return {"weight": self.weight, "target": self.target}
+
+
+@keras.saving.register_keras_serializable(package="course_utils")
+class Sampling(keras.layers.Layer):
+    """Reparameterisation trick: z = mean + exp(log_var / 2) * eps, eps ~ N(0, I). Notebook 8."""
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        # A SeedGenerator advances its state on every call; a plain integer seed would give the
+        # same eps at every step and the codings would stop being random.
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs):
+        """Draw one coding per row from N(mean, exp(log_var)). Notebook 8."""
+        mean, log_var = inputs
+        epsilon = keras.random.normal(ops.shape(log_var), seed=self.seed_generator)
+        return mean + ops.exp(log_var / 2) * epsilon
+
+    def build(self, input_shape):
+        """Check that the mean and log-variance inputs have the same shape. Notebook 8."""
+        is_pair_of_shapes = (
+            isinstance(input_shape, (list, tuple)) and len(input_shape) == 2
+            and all(isinstance(shape, (list, tuple)) for shape in input_shape)
+        )
+        if not is_pair_of_shapes:
+            raise ValueError(
+                "Sampling expects two inputs, [codings_mean, codings_log_var], got "
+                f"{input_shape!r}."
+            )
+        mean_shape, log_var_shape = (tuple(shape) for shape in input_shape)
+        if mean_shape[1:] != log_var_shape[1:]:
+            raise ValueError(
+                f"Sampling needs codings_mean and codings_log_var of the same shape, got "
+                f"{mean_shape} and {log_var_shape}."
+            )
+
+    def compute_output_shape(self, input_shape):
+        """The shape of the mean input. Notebook 8."""
+        return tuple(input_shape[0])
+
+    def get_config(self):
+        """The seed, so a reloaded layer draws from the same generator. Notebook 8."""
+        return {**super().get_config(), "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="course_utils")
+class MinibatchDiscrimination(keras.layers.Layer):
+    """Appends, per example, how close it is to the others in its batch. Notebook 9."""
+
+    def __init__(self, num_kernels=5, kernel_dim=3, **kwargs):
+        super().__init__(**kwargs)
+        if int(num_kernels) < 1 or int(kernel_dim) < 1:
+            raise ValueError(
+                f"num_kernels and kernel_dim must be at least 1, got {num_kernels} and "
+                f"{kernel_dim}."
+            )
+        self.num_kernels = int(num_kernels)
+        self.kernel_dim = int(kernel_dim)
+
+    def build(self, input_shape):
+        """Create the projection tensor T of shape (features, kernels * kernel_dim). Notebook 9."""
+        if len(input_shape) != 2:
+            raise ValueError(
+                "MinibatchDiscrimination works on flat feature vectors shaped (batch, features); "
+                f"got {tuple(input_shape)}. Put a Flatten or Dense layer before it."
+            )
+        self.kernel = self.add_weight(
+            name="kernel", shape=(input_shape[-1], self.num_kernels * self.kernel_dim),
+            initializer="glorot_uniform",
+        )
+
+    def call(self, inputs):
+        """Features, then per kernel the sum over other examples of exp(-L1 distance). NB 9."""
+        rows = ops.reshape(ops.matmul(inputs, self.kernel), (-1, self.num_kernels, self.kernel_dim))
+        # Pairwise L1 distances between every two examples, per kernel: (batch, batch, kernels).
+        distances = ops.sum(ops.abs(rows[:, None, :, :] - rows[None, :, :, :]), axis=-1)
+        # Each example is at distance 0 from itself; subtracting that 1 leaves only the others.
+        closeness = ops.sum(ops.exp(-distances), axis=1) - 1.0
+        return ops.concatenate([inputs, closeness], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        """The features plus one column per kernel. Notebook 9."""
+        return (input_shape[0], input_shape[-1] + self.num_kernels)
+
+    def get_config(self):
+        """Kernel count and size, so the layer reloads in safe mode. Notebook 9."""
+        return {
+            **super().get_config(),
+            "num_kernels": self.num_kernels,
+            "kernel_dim": self.kernel_dim,
+        }
