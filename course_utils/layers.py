@@ -116,6 +116,14 @@ class KLDivergenceRegularizer(keras.regularizers.Regularizer):
         return {"weight": self.weight, "target": self.target}
 
 
+def latent_loss(codings_mean, codings_log_var):
+    """KL divergence from N(mean, exp(log_var)) to N(0, I), one value per example. Notebook 8."""
+    # The closed form for Gaussians, summed over the coding dimensions: the VAE's latent loss.
+    return -0.5 * ops.sum(
+        1 + codings_log_var - ops.exp(codings_log_var) - ops.square(codings_mean), axis=-1
+    )
+
+
 @keras.saving.register_keras_serializable(package="course_utils")
 class Sampling(keras.layers.Layer):
     """Reparameterisation trick: z = mean + exp(log_var / 2) * eps, eps ~ N(0, I). Notebook 8."""

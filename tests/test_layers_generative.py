@@ -94,3 +94,27 @@ def test_minibatch_discrimination_errors_and_reload(tmp_path):
     x = np.random.default_rng(3).random((8, 4)).astype("float32")
     np.testing.assert_allclose(model(x), reloaded(x), atol=1e-6)
     assert reloaded.layers[0].get_config()["num_kernels"] == 5
+
+
+def test_latent_loss_matches_the_gaussian_kl_closed_form():
+    mean = np.array([[0.0, 0.0], [1.0, -2.0], [0.5, 0.0]], dtype="float32")
+    log_var = np.array([[0.0, 0.0], [0.0, np.log(4.0)], [np.log(0.25), 1.0]], dtype="float32")
+    variance = np.exp(log_var)
+    # KL(N(mu, s2) || N(0, 1)) = (s2 + mu^2 - 1 - ln s2) / 2 per dimension.
+    expected = 0.5 * np.sum(variance + mean**2 - 1 - log_var, axis=-1)
+    result = np.asarray(layers.latent_loss(mean, log_var))
+    assert result.shape == (3,)
+    np.testing.assert_allclose(result, expected, rtol=1e-6)
+    assert result[0] == 0.0  # the prior itself costs nothing
+
+
+def test_latent_loss_agrees_with_a_monte_carlo_estimate():
+    rng = np.random.default_rng(5)
+    mu, sigma = 0.7, 0.6
+    z = rng.normal(mu, sigma, size=400_000)
+    log_q = -0.5 * ((z - mu) / sigma) ** 2 - np.log(sigma)
+    log_p = -0.5 * z**2
+    estimate = np.mean(log_q - log_p)  # E_q[log q - log p]; the 2*pi terms cancel
+    closed = float(layers.latent_loss(np.array([[mu]], "float32"),
+                                      np.array([[2 * np.log(sigma)]], "float32"))[0])
+    assert closed == pytest.approx(estimate, abs=0.01)
