@@ -4,44 +4,64 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import tensorflow as tf
+from keras import ops
 
 
-class ReplayBuffer:
-    """A fixed-size store of past generated images to show the discriminator again. Notebook 9."""
+class ReplayBuffer(keras.layers.Layer):
+    """Fixed-size store of past fake images, usable inside a compiled train_step. Notebook 9."""
 
-    def __init__(self, capacity, seed=42):
+    def __init__(self, capacity, example_shape, seed=None, **kwargs):
+        super().__init__(**kwargs)
         if int(capacity) < 1:
             raise ValueError(f"A replay buffer needs a capacity of at least 1, got {capacity}.")
         self.capacity = int(capacity)
-        self._items = None
-        self._size = 0
-        self._next = 0  # where the next item goes once the buffer is full: the oldest one
-        self._rng = np.random.default_rng(seed)
+        self.example_shape = tuple(int(size) for size in example_shape)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        # Variables, not a Python list, so that add() and sample() compile into the train step.
+        self.items = self.add_weight(
+            name="items", shape=(self.capacity, *self.example_shape), initializer="zeros",
+            trainable=False,
+        )
+        self.count = self.add_weight(
+            name="count", shape=(), initializer="zeros", dtype="int32", trainable=False
+        )
 
     def __len__(self):
-        return self._size
+        return int(min(int(self.count.numpy()), self.capacity))
 
     def add(self, batch):
-        """Store a batch of examples, overwriting the oldest once full. Notebook 9."""
-        batch = np.asarray(batch)
-        if self._items is None:
-            self._items = np.empty((self.capacity, *batch.shape[1:]), dtype=batch.dtype)
-        elif batch.shape[1:] != self._items.shape[1:]:
+        """Store a batch, overwriting the oldest examples once full. Notebook 9."""
+        batch = ops.convert_to_tensor(batch, dtype=self.items.dtype)
+        if tuple(batch.shape[1:]) != self.example_shape:
             raise ValueError(
-                f"Every example in the buffer has shape {self._items.shape[1:]}, "
-                f"got a batch of {batch.shape[1:]}."
+                f"Every example in the buffer has shape {self.example_shape}, "
+                f"got a batch of {tuple(batch.shape[1:])}."
             )
-        for example in batch[-self.capacity:]:
-            self._items[self._next] = example
-            self._next = (self._next + 1) % self.capacity
-            self._size = min(self._size + 1, self.capacity)
+        size = ops.shape(batch)[0]
+        # A batch larger than the buffer keeps only its last `capacity` examples, like a queue.
+        kept = batch[-self.capacity:]
+        kept_size = ops.shape(kept)[0]
+        first_slot = self.count + (size - kept_size)
+        slots = ops.mod(first_slot + ops.arange(kept_size, dtype="int32"), self.capacity)
+        self.items.assign(ops.scatter_update(self.items, ops.expand_dims(slots, -1), kept))
+        self.count.assign(self.count + size)
 
     def sample(self, n):
-        """Return n stored examples drawn uniformly, without replacement if possible. NB 9."""
-        if self._size == 0:
+        """Return n stored examples drawn uniformly at random (with replacement). Notebook 9."""
+        stored = ops.minimum(self.count, self.capacity)
+        if tf.executing_eagerly() and int(stored) == 0:
             raise ValueError("The replay buffer is empty: add() a batch before sampling.")
-        indices = self._rng.choice(self._size, size=int(n), replace=int(n) > self._size)
-        return self._items[indices].copy()
+        indices = keras.random.randint(
+            (n,), 0, ops.maximum(stored, 1), seed=self.seed_generator, dtype="int32"
+        )
+        return ops.take(self.items, indices, axis=0)
+
+    def get_config(self):
+        """Capacity, example shape and seed. Notebook 9."""
+        return {**super().get_config(), "capacity": self.capacity,
+                "example_shape": self.example_shape, "seed": self.seed}
 
 
 class GanProgress(keras.callbacks.Callback):

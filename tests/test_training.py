@@ -3,39 +3,60 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from course_utils.training import GanProgress, ReplayBuffer
 
 
+def _stored(buffer):
+    return sorted(np.asarray(buffer.items)[: len(buffer)].ravel().tolist())
+
+
 def test_replay_buffer_keeps_only_the_newest_capacity_items():
-    buffer = ReplayBuffer(capacity=5, seed=0)
-    buffer.add(np.arange(3).reshape(3, 1))
-    assert len(buffer) == 3
-    buffer.add(np.arange(3, 9).reshape(6, 1))
-    assert len(buffer) == 5
-    stored = sorted(buffer.sample(5).ravel())
-    assert stored == [4, 5, 6, 7, 8]
+    buffer = ReplayBuffer(capacity=5, example_shape=(1,), seed=0)
+    buffer.add(np.arange(3, dtype="float32").reshape(3, 1))
+    assert len(buffer) == 3 and _stored(buffer) == [0, 1, 2]
+    buffer.add(np.arange(3, 9, dtype="float32").reshape(6, 1))  # more than the capacity
+    assert len(buffer) == 5 and _stored(buffer) == [4, 5, 6, 7, 8]
+    buffer.add(np.array([[9.0], [10.0]], dtype="float32"))  # overwrites the two oldest
+    assert _stored(buffer) == [6, 7, 8, 9, 10]
 
 
-def test_replay_buffer_samples_stored_items_reproducibly():
-    first, second = ReplayBuffer(10, seed=3), ReplayBuffer(10, seed=3)
+def test_replay_buffer_samples_only_stored_items_reproducibly():
+    first = ReplayBuffer(10, (1, 1), seed=3)
+    second = ReplayBuffer(10, (1, 1), seed=3)
     for buffer in (first, second):
-        buffer.add(np.arange(10, dtype="float32").reshape(10, 1, 1))
-    a, b = first.sample(4), second.sample(4)
+        buffer.add(np.arange(4, dtype="float32").reshape(4, 1, 1))
+    a, b = np.asarray(first.sample(200)), np.asarray(second.sample(200))
     np.testing.assert_array_equal(a, b)
-    assert a.shape == (4, 1, 1) and len(set(a.ravel())) == 4  # without replacement
-    assert set(first.sample(25).ravel()) <= set(range(10))  # more than stored: with replacement
+    assert a.shape == (200, 1, 1)
+    assert set(a.ravel().tolist()) == {0, 1, 2, 3}  # all stored, none of the empty slots
 
 
-def test_replay_buffer_errors():
+def test_replay_buffer_works_inside_a_compiled_function():
+    buffer = ReplayBuffer(8, (2,), seed=1)
+
+    @tf.function(jit_compile=False)
+    def step(batch):
+        buffer.add(batch)
+        return buffer.sample(4)
+
+    for start in range(0, 12, 4):
+        sampled = np.asarray(step(np.full((4, 2), start, dtype="float32")))
+    assert len(buffer) == 8 and int(buffer.count.numpy()) == 12
+    assert set(sampled[:, 0].tolist()) <= {4.0, 8.0}  # the oldest batch (0s) was overwritten
+
+
+def test_replay_buffer_errors_and_config():
     with pytest.raises(ValueError, match="capacity"):
-        ReplayBuffer(0)
-    buffer = ReplayBuffer(3)
+        ReplayBuffer(0, (28, 28))
+    buffer = ReplayBuffer(3, (28, 28), seed=5)
     with pytest.raises(ValueError, match="empty"):
         buffer.sample(1)
-    buffer.add(np.zeros((2, 28, 28)))
     with pytest.raises(ValueError, match="shape"):
-        buffer.add(np.zeros((2, 14, 14)))
+        buffer.add(np.zeros((2, 14, 14), dtype="float32"))
+    config = buffer.get_config()
+    assert (config["capacity"], config["example_shape"], config["seed"]) == (3, (28, 28), 5)
 
 
 class _TinyGan(keras.Model):
