@@ -7,6 +7,7 @@ import os
 import random
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +81,9 @@ def quiet_tensorflow() -> None:
 
     tf.get_logger().setLevel(logging.ERROR)
     logging.getLogger("absl").setLevel(logging.ERROR)
+    # fit() warns that its shuffle argument is ignored for a tf.data pipeline; ours
+    # (data.to_dataset) shuffles itself, so the warning only confuses students.
+    warnings.filterwarnings("ignore", message="`shuffle=True` was passed, but will be ignored")
 
 
 def _import_tensorflow_muting_c_stderr() -> None:

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import plotly.graph_objects as go
+from matplotlib.ticker import MaxNLocator
 
 
 def _history_dict(history) -> Mapping[str, Sequence[float]]:
@@ -34,6 +35,7 @@ def plot_learning_curves(history, metrics=("loss",), reference=None, title=None,
         for label, level in (reference or {}).items():
             ax.axhline(level, color="0.3", linestyle=":", label=label)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(name)
         if log_y:
             ax.set_yscale("log")

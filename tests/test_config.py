@@ -131,3 +131,16 @@ def test_failed_tensorflow_import_replays_its_error_output(tmp_path):
     assert result.returncode != 0
     assert "native library missing" in result.stderr
     assert "ImportError: broken build" in result.stderr
+
+
+def test_setup_hides_the_ignored_shuffle_warning_for_tf_data(recwarn):
+    import keras
+
+    from course_utils import data
+
+    config.setup("smoke", plots=False)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    model.compile(loss="mse")
+    inputs = np.zeros((8, 2), dtype="float32")
+    model.fit(data.to_dataset(inputs, inputs, batch_size=4), epochs=1, verbose=0)
+    assert not [w for w in recwarn if "shuffle" in str(w.message)]

@@ -125,3 +125,10 @@ def test_autoencoder_diagram_draws_one_bar_per_layer():
 def test_autoencoder_diagram_rejects_too_few_layers():
     with pytest.raises(ValueError, match="at least"):
         plots.plot_autoencoder_diagram((784, 30))
+
+
+def test_learning_curves_label_whole_epochs_only():
+    fig = plots.plot_learning_curves({"loss": [3.0, 2.0, 1.5]})
+    fig.canvas.draw()
+    ticks = [tick for tick in fig.axes[0].get_xticks() if 1 <= tick <= 3]
+    assert ticks and all(float(tick).is_integer() for tick in ticks)
