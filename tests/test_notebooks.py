@@ -59,3 +59,12 @@ def test_ci_runs_in_smoke_mode():
     if not os.environ.get("CI"):
         pytest.skip("only meaningful under CI (CI is not set)")
     assert os.environ.get("COURSE_MODE") == "smoke"
+
+
+def test_links_between_notebooks_point_to_existing_files():
+    for path in NOTEBOOKS:
+        for cell in _read(path).cells:
+            if cell.cell_type != "markdown":
+                continue
+            for target in re.findall(r"\]\(([^)#\s]+\.ipynb)", cell.source):
+                assert (path.parent / target).is_file(), f"{path.name} links to missing {target}"
