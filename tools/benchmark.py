@@ -3,6 +3,7 @@
     python tools/benchmark.py                       # smoke and default, every notebook
     python tools/benchmark.py --modes smoke         # one mode
     python tools/benchmark.py --modes default notebooks/01_pca_linear_autoencoder.ipynb
+    python tools/benchmark.py --save                # keep the executed copies to look at
 
 Times exclude kernel start and the TensorFlow import (see run_notebooks.py). The table is
 printed as Markdown and also written to build/benchmark/notebooks.md. Later issues add rows
@@ -15,7 +16,14 @@ import argparse
 import os
 import platform
 
-from run_notebooks import MODES, REPO_ROOT, execute_notebook, list_notebooks
+from run_notebooks import (
+    BUILD_DIR,
+    MODES,
+    REPO_ROOT,
+    execute_notebook,
+    list_notebooks,
+    save_outputs,
+)
 
 REPORT_DIR = REPO_ROOT / "build" / "benchmark"
 
@@ -45,6 +53,8 @@ def format_table(runs) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modes", nargs="+", choices=MODES, default=["smoke", "default"])
+    parser.add_argument("--save", action="store_true",
+                        help="also write executed copies, HTML and figures to build/executed/")
     parser.add_argument("notebooks", nargs="*", help="default: every numbered notebook")
     args = parser.parse_args(argv)
 
@@ -53,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         for path in list_notebooks(args.notebooks):
             run = execute_notebook(path, mode)
             runs.append(run)
+            if args.save:
+                save_outputs(run, BUILD_DIR / mode)
             result = f"{run.seconds:.1f} s, {run.peak_mib:.0f} MiB" if run.ok else run.error
             print(f"[{mode}] {path.name}: {result}", flush=True)
 
