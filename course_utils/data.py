@@ -370,23 +370,34 @@ def load_fashion_mnist(
     )
 
 
-def to_dataset(inputs, targets, batch_size=32, shuffle=True, seed=42):
-    """A batched, prefetched tf.data pipeline over NumPy arrays (faster than fit(X, y)). NB 2-12."""
+def to_dataset(inputs, targets=None, batch_size=32, shuffle=True, seed=42, drop_remainder=False):
+    """A batched, prefetched tf.data pipeline over NumPy arrays (faster than fit(X, y)). NB 2-12.
+
+    With targets=None it yields input batches only (what a GAN trains on); drop_remainder=True
+    keeps every batch the same size.
+    """
     import tensorflow as tf  # here, not at the top: the rest of this module needs no TensorFlow
 
     inputs = np.asarray(inputs)
-    targets = np.asarray(targets)
-    if len(inputs) != len(targets):
-        raise ValueError(
-            f"inputs and targets must have one row each per example: {len(inputs)} vs "
-            f"{len(targets)}."
-        )
+    if targets is not None:
+        targets = np.asarray(targets)
+        if len(inputs) != len(targets):
+            raise ValueError(
+                f"inputs and targets must have one row each per example: {len(inputs)} vs "
+                f"{len(targets)}."
+            )
     batch_size = check_count(batch_size, "batch_size", 1)
-    dataset = tf.data.Dataset.from_tensor_slices((inputs, targets))
+    if drop_remainder and len(inputs) < batch_size:
+        raise ValueError(
+            f"drop_remainder=True with {len(inputs)} examples and batch_size={batch_size} would "
+            "yield no batch at all: use a smaller batch or more data."
+        )
+    elements = inputs if targets is None else (inputs, targets)
+    dataset = tf.data.Dataset.from_tensor_slices(elements)
     if shuffle:
         # A fresh order every epoch, but the same sequence of orders for the same seed.
         dataset = dataset.shuffle(len(inputs), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 
 def make_3d_data(

@@ -54,3 +54,34 @@ def reconstruction_mse(originals, reconstructions) -> float:
             f"originals and reconstructions differ in shape: {x.shape} vs {x_hat.shape}."
         )
     return float(np.mean((x - x_hat) ** 2))
+
+
+def class_coverage(labels, n_classes=10) -> dict:
+    """How many classes a set of (predicted) labels covers, and how evenly. Notebooks 9-12.
+
+    Returns the count per class, the share per class, `classes_seen` (classes holding at least
+    1% of the labels, so one stray sample does not count as coverage) and `effective_classes`,
+    exp(entropy of the shares): 1 when every label is the same class, n_classes when all are equal.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.size == 0:
+        raise ValueError(
+            f"Expected a non-empty 1-D array of class labels, got shape {labels.shape}."
+        )
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"Class labels must be integers, got dtype {labels.dtype}.")
+    if labels.min() < 0 or labels.max() >= n_classes:
+        raise ValueError(
+            f"Class labels must lie in [0, {n_classes - 1}], got values from {labels.min()} "
+            f"to {labels.max()}."
+        )
+    counts = np.bincount(labels, minlength=n_classes)
+    shares = counts / counts.sum()
+    present = shares[shares > 0]
+    entropy = float(-np.sum(present * np.log(present)))
+    return {
+        "counts": counts,
+        "shares": shares,
+        "classes_seen": int(np.sum(shares >= 0.01)),
+        "effective_classes": float(np.exp(entropy)),
+    }

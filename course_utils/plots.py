@@ -197,3 +197,48 @@ def plot_autoencoder_diagram(layer_sizes=(784, 100, 30, 100, 784), coding_index=
     ax.set_ylim(-0.15, 1.05)
     ax.axis("off")
     return fig
+
+
+def live_image_grid(
+    n_images=30, n_cols=10, value_range=(0.0, 1.0), size=0.9, title="Epoch {epoch}"
+):
+    """A show(images, epoch) function that redraws one grid in place, for GanProgress. NB 9-11."""
+    from IPython.display import display
+
+    handle = None
+
+    def show(images, epoch):
+        nonlocal handle
+        fig = plot_image_grid(images[:n_images], n_cols=n_cols, value_range=value_range,
+                              size=size, title=title.format(epoch=epoch))
+        if handle is None:
+            handle = display(fig, display_id=True)
+        else:
+            handle.update(fig)
+        plt.close(fig)  # the display keeps a rendered copy; closing stops a second one at cell end
+
+    return show
+
+
+def plot_class_shares(shares, row_labels, class_names, title=None, ax=None):
+    """Heatmap of class shares, one row per epoch or model (mode collapse at a glance). NB 9-12."""
+    shares = np.asarray(shares, dtype=float)
+    if shares.ndim != 2 or shares.shape != (len(row_labels), len(class_names)):
+        raise ValueError(
+            f"Expected shares shaped (rows, classes) = ({len(row_labels)}, {len(class_names)}), "
+            f"got {shares.shape}."
+        )
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 0.35 * len(row_labels) + 1.6))
+    image = ax.imshow(shares, cmap="viridis", vmin=0, vmax=max(0.3, float(shares.max())),
+                      aspect="auto")
+    ax.set_xticks(range(len(class_names)), class_names, rotation=40, ha="right")
+    ax.set_yticks(range(len(row_labels)), [str(label) for label in row_labels])
+    for (row, col), share in np.ndenumerate(shares):
+        ax.text(col, row, f"{share:.0%}", ha="center", va="center", fontsize=7,
+                color="black" if share > 0.6 * max(0.3, shares.max()) else "white")
+    ax.figure.colorbar(image, ax=ax, label="share of samples")
+    if title:
+        ax.set_title(title)
+    ax.figure.tight_layout()
+    return ax.figure

@@ -1,4 +1,8 @@
-"""Training helpers for the GAN notebooks: an experience-replay buffer and a progress callback."""
+"""GAN training helpers: the two-phase GAN model, an experience-replay buffer, a progress callback.
+
+`GAN` is written out in notebook 9, where it is the lesson; this copy lets notebooks 10-12 reuse it
+(as d2l saves book code into its package). tests/test_gan_notebook.py checks the two are identical.
+"""
 
 from __future__ import annotations
 
@@ -87,3 +91,69 @@ class GanProgress(keras.callbacks.Callback):
         self.snapshots.append((epoch + 1, images))
         if self.show is not None:
             self.show(images, epoch + 1)
+
+
+# --- Copied from notebook 9 (cell tagged "gan-model"); a test keeps the two identical. ---
+class GAN(keras.Model):
+    """A generator and a discriminator trained in turns: two phases per batch."""
+
+    def __init__(self, generator, discriminator, codings_size, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.codings_size = codings_size
+        self.noise_seed = keras.random.SeedGenerator(seed)
+        self.loss_fn = keras.losses.BinaryCrossentropy()
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+
+    def compile(self, d_optimizer, g_optimizer, **kwargs):
+        super().compile(**kwargs)
+        self.d_optimizer = d_optimizer  # each network gets its own optimizer
+        self.g_optimizer = g_optimizer
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker]
+
+    def sample_codings(self, batch_size):
+        return keras.random.normal((batch_size, self.codings_size), seed=self.noise_seed)
+
+    def fake_images_for_discriminator(self, batch_size):
+        return self.generator(self.sample_codings(batch_size), training=True)
+
+    def train_discriminator(self, real_images):
+        """Phase 1: fakes labelled 0, reals labelled 1; only the discriminator learns."""
+        batch_size = ops.shape(real_images)[0]
+        fake_images = self.fake_images_for_discriminator(batch_size)
+        images = ops.concatenate([fake_images, ops.cast(real_images, fake_images.dtype)], axis=0)
+        labels = ops.concatenate(
+            [ops.zeros((ops.shape(fake_images)[0], 1)), ops.ones((batch_size, 1))], axis=0
+        )
+        with tf.GradientTape() as tape:
+            loss = self.loss_fn(labels, self.discriminator(images, training=True))
+        weights = self.discriminator.trainable_weights
+        self.d_optimizer.apply(tape.gradient(loss, weights), weights)
+        return loss
+
+    def train_generator(self, batch_size):
+        """Phase 2: fresh fakes all labelled 1; only the generator learns."""
+        codings = self.sample_codings(batch_size)
+        with tf.GradientTape() as tape:
+            fake_images = self.generator(codings, training=True)
+            predictions = self.discriminator(fake_images, training=True)
+            loss = self.loss_fn(ops.ones((batch_size, 1)), predictions)
+        weights = self.generator.trainable_weights
+        self.g_optimizer.apply(tape.gradient(loss, weights), weights)
+        return loss
+
+    def train_step(self, real_images):
+        d_loss = self.train_discriminator(real_images)
+        g_loss = self.train_generator(ops.shape(real_images)[0])
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    def call(self, codings, training=False):
+        return self.generator(codings, training=training)
+# --- End of the copy from notebook 9. ---

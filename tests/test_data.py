@@ -614,3 +614,18 @@ def test_to_dataset_rejects_mismatched_lengths_and_bad_batch_size():
         data.to_dataset(np.zeros((3, 2)), np.zeros((4, 2)))
     with pytest.raises(ValueError, match="batch_size"):
         data.to_dataset(np.zeros((3, 2)), np.zeros((3, 2)), batch_size=0)
+
+
+def test_to_dataset_without_targets_yields_equal_input_batches():
+    inputs = np.arange(10, dtype="float32").reshape(10, 1)
+    dataset = data.to_dataset(inputs, batch_size=4, seed=2, drop_remainder=True)
+    batches = [batch.numpy() for batch in dataset]
+    assert [len(batch) for batch in batches] == [4, 4]
+    seen = np.concatenate(batches).ravel()
+    assert len(set(seen.tolist())) == 8 and set(seen.tolist()) <= set(range(10))
+    assert dataset.element_spec.shape.as_list() == [4, 1]  # static batch size for compiled steps
+
+
+def test_to_dataset_refuses_a_drop_remainder_that_drops_everything():
+    with pytest.raises(ValueError, match="no batch at all"):
+        data.to_dataset(np.zeros((3, 2)), batch_size=4, drop_remainder=True)

@@ -98,3 +98,50 @@ def test_reconstruction_mse_matches_the_formula():
 def test_reconstruction_mse_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="differ in shape"):
         metrics.reconstruction_mse(np.ones((2, 3)), np.ones((3, 2)))
+
+
+def test_class_coverage_of_one_class_two_classes_and_all_ten():
+    single = metrics.class_coverage(np.full(50, 3))
+    assert single["classes_seen"] == 1
+    assert single["effective_classes"] == pytest.approx(1.0)
+    np.testing.assert_array_equal(single["counts"], [0, 0, 0, 50, 0, 0, 0, 0, 0, 0])
+
+    halves = metrics.class_coverage(np.array([0, 9] * 20))
+    assert halves["classes_seen"] == 2
+    assert halves["effective_classes"] == pytest.approx(2.0)
+    np.testing.assert_allclose(halves["shares"][[0, 9]], [0.5, 0.5])
+
+    uniform = metrics.class_coverage(np.repeat(np.arange(10), 7))
+    assert uniform["classes_seen"] == 10
+    assert uniform["effective_classes"] == pytest.approx(10.0)
+
+
+def test_class_coverage_effective_classes_is_exp_entropy():
+    labels = np.array([0] * 6 + [1] * 3 + [2] * 1)
+    shares = np.array([0.6, 0.3, 0.1])
+    expected = np.exp(-np.sum(shares * np.log(shares)))
+    assert metrics.class_coverage(labels, n_classes=3)["effective_classes"] == pytest.approx(
+        expected
+    )
+
+
+def test_class_coverage_counts_a_class_from_one_percent():
+    exactly_one_percent = np.array([0] * 99 + [1])
+    below = np.array([0] * 199 + [1])
+    assert metrics.class_coverage(exactly_one_percent)["classes_seen"] == 2
+    assert metrics.class_coverage(below)["classes_seen"] == 1
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (np.array([], dtype=int), "non-empty 1-D"),
+        (np.zeros((2, 2), dtype=int), "non-empty 1-D"),
+        (np.array([0.0, 1.0]), "integers"),
+        (np.array([0, 10]), r"\[0, 9\]"),
+        (np.array([-1, 2]), r"\[0, 9\]"),
+    ],
+)
+def test_class_coverage_rejects_bad_labels(labels, message):
+    with pytest.raises(ValueError, match=message):
+        metrics.class_coverage(labels)

@@ -132,3 +132,36 @@ def test_learning_curves_label_whole_epochs_only():
     fig.canvas.draw()
     ticks = [tick for tick in fig.axes[0].get_xticks() if 1 <= tick <= 3]
     assert ticks and all(float(tick).is_integer() for tick in ticks)
+
+
+def test_live_image_grid_displays_once_then_updates_in_place(monkeypatch):
+    import IPython.display
+
+    calls = []
+
+    class FakeHandle:
+        def update(self, fig):
+            calls.append(("update", fig.texts[0].get_text()))
+
+    def fake_display(fig, display_id=False):
+        calls.append(("display", fig.texts[0].get_text()))
+        assert display_id is True
+        return FakeHandle()
+
+    monkeypatch.setattr(IPython.display, "display", fake_display)
+    show = plots.live_image_grid(n_images=4, n_cols=2, title="after {epoch}")
+    images = np.random.default_rng(0).random((6, 28, 28))
+    show(images, 1)
+    show(images, 2)
+    assert calls == [("display", "after 1"), ("update", "after 2")]
+    assert plt.get_fignums() == []  # each grid is closed once shown
+
+
+def test_class_shares_heatmap_labels_every_cell_and_checks_shapes():
+    shares = np.array([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]])
+    fig = plots.plot_class_shares(shares, ["real", "fake"], ["a", "b", "c"], title="t")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["50%", "50%", "0%", "20%", "30%", "50%"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["real", "fake"]
+    with pytest.raises(ValueError, match="rows, classes"):
+        plots.plot_class_shares(shares, ["only one row"], ["a", "b", "c"])

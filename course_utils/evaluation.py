@@ -1,0 +1,122 @@
+"""A Fashion-MNIST classifier that judges generated images, trained once per mode and cached.
+
+Plumbing for notebooks 9-12: it tells which class a generated image looks like (mode collapse as
+a number) and, in notebook 12, gives the features for the domain Fréchet distance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from course_utils import data
+
+MODEL_DIR_ENV_VAR = "COURSE_MODEL_DIR"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "build" / "models"
+
+
+def build_fashion_classifier() -> keras.Model:
+    """The judge: a small CNN whose 128-unit "features" layer feeds the domain FID. Notebook 12."""
+    return keras.Sequential(
+        [
+            keras.Input((28, 28)),
+            keras.layers.Reshape((28, 28, 1)),
+            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+            keras.layers.MaxPool2D(),
+            keras.layers.Conv2D(64, 3, padding="same", activation="relu"),
+            keras.layers.MaxPool2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dropout(0.3),
+            keras.layers.Dense(128, activation="relu", name="features"),
+            keras.layers.Dense(10, activation="softmax", name="class_probabilities"),
+        ],
+        name="fashion_classifier",
+    )
+
+
+def model_dir() -> Path:
+    """Where trained models are cached: $COURSE_MODEL_DIR, else build/models. Notebooks 9-12."""
+    return Path(os.environ.get(MODEL_DIR_ENV_VAR) or DEFAULT_MODEL_DIR)
+
+
+def _without_names(config):
+    # Keras numbers automatic layer names per session (conv2d, conv2d_1, ...): leave them out,
+    # or the same architecture would get a new key every time it is built.
+    if isinstance(config, dict):
+        return {key: _without_names(value) for key, value in config.items() if key != "name"}
+    if isinstance(config, list):
+        return [_without_names(value) for value in config]
+    return config
+
+
+def _settings_key(model: keras.Model, settings: dict) -> str:
+    architecture = _without_names(json.loads(model.to_json()))
+    described = json.dumps({"model": architecture, "settings": settings}, sort_keys=True)
+    return hashlib.sha256(described.encode("utf-8")).hexdigest()[:12]
+
+
+def _save_atomically(model: keras.Model, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Written next to the target, then renamed: an interrupted save never leaves a broken file.
+    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".keras")
+    os.close(handle)
+    try:
+        model.save(tmp_name)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def load_fashion_classifier(run, verbose=True) -> keras.Model:
+    """Return the judge classifier, training it on first use in this run mode. Notebooks 9-12."""
+    settings = {
+        "limit": run.pick(smoke=2000, default=None),
+        "epochs": run.pick(smoke=1, default=4, book=10),
+        "batch_size": 128,
+        "seed": run.seed,
+    }
+    fresh = build_fashion_classifier()
+    path = model_dir() / f"fashion_classifier-{run.mode}-{_settings_key(fresh, settings)}.keras"
+    if path.exists():
+        try:
+            return keras.saving.load_model(path, safe_mode=True)
+        except Exception as error:  # a damaged cache file is rebuilt, never trusted
+            warnings.warn(f"Retraining the judge: the cached {path.name} did not load ({error}).",
+                          stacklevel=2)
+    if verbose:
+        epochs = settings["epochs"]
+        print(f"Training the judge classifier once for {run.mode} mode ({epochs} epoch"
+              f"{'' if epochs == 1 else 's'}); later runs reload it from {path.parent}.")
+    keras.utils.set_random_seed(run.seed)
+    fashion = data.load_fashion_mnist(limit=settings["limit"])
+    fresh.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    fresh.fit(
+        data.to_dataset(fashion.X_train, fashion.y_train, batch_size=settings["batch_size"],
+                        seed=run.seed),
+        epochs=settings["epochs"], verbose=0, shuffle=False,  # the dataset already shuffles
+    )
+    _save_atomically(fresh, path)
+    return fresh
+
+
+def classify_images(classifier: keras.Model, images, batch_size=256) -> np.ndarray:
+    """The judge's class for each image in [0, 1] (rescale tanh outputs first). Notebooks 9-12."""
+    images = np.asarray(images, dtype="float32")
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if images.shape[1:] != (28, 28):
+        raise ValueError(f"The judge expects 28x28 images, got a batch shaped {images.shape}.")
+    if images.min() < -1e-3 or images.max() > 1 + 1e-3:
+        raise ValueError(
+            "The judge expects pixels in [0, 1]; rescale tanh outputs first, e.g. (images + 1) / 2."
+        )
+    probabilities = classifier.predict(images, batch_size=batch_size, verbose=0)
+    return np.argmax(probabilities, axis=-1)

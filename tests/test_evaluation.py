@@ -1,0 +1,97 @@
+"""The judge classifier: trained once per mode, cached atomically, reloaded in safe mode, rebuilt
+when the cache is damaged; and the checks on the images it is given."""
+
+import keras
+import numpy as np
+import pytest
+
+from course_utils import config, evaluation
+
+
+@pytest.fixture
+def smoke_run():
+    return config.RunSettings(mode="smoke", seed=42)
+
+
+@pytest.fixture
+def model_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv(evaluation.MODEL_DIR_ENV_VAR, str(tmp_path))
+    return tmp_path
+
+
+def test_classifier_has_named_feature_layer_and_ten_classes():
+    model = evaluation.build_fashion_classifier()
+    assert model.get_layer("features").units == 128
+    assert model.output_shape == (None, 10)
+
+
+def test_judge_trains_once_then_reloads_and_rebuilds_a_damaged_cache(
+    smoke_run, model_dir, monkeypatch, capsys
+):
+    judge = evaluation.load_fashion_classifier(smoke_run)
+    saved = list(model_dir.glob("*.keras"))
+    assert [path.name.startswith("fashion_classifier-smoke-") for path in saved] == [True]
+    assert "Training the judge" in capsys.readouterr().out
+    assert not list(model_dir.glob(".tmp-*"))  # nothing left behind by the atomic save
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the cached judge should have been reloaded, not retrained")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(keras.Model, "fit", no_training)
+        reloaded = evaluation.load_fashion_classifier(smoke_run)
+    images = np.random.default_rng(0).random((5, 28, 28)).astype("float32")
+    np.testing.assert_allclose(reloaded.predict(images, verbose=0),
+                               judge.predict(images, verbose=0), atol=1e-6)
+
+    saved[0].write_bytes(b"not a zip file")
+    with pytest.warns(UserWarning, match="did not load"):
+        rebuilt = evaluation.load_fashion_classifier(smoke_run)
+    assert rebuilt.output_shape == (None, 10)
+    assert saved[0].stat().st_size > 1000
+
+
+def test_cache_key_changes_with_architecture_and_settings():
+    model = evaluation.build_fashion_classifier()
+    key = evaluation._settings_key(model, {"epochs": 1})
+    assert key == evaluation._settings_key(evaluation.build_fashion_classifier(), {"epochs": 1})
+    assert key != evaluation._settings_key(model, {"epochs": 2})
+    other = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(),
+                              keras.layers.Dense(10)])
+    assert key != evaluation._settings_key(other, {"epochs": 1})
+
+
+def test_an_interrupted_save_leaves_no_file(model_dir, monkeypatch):
+    model = evaluation.build_fashion_classifier()
+
+    def interrupted(self, path, *args, **kwargs):
+        with open(path, "wb") as half_written:
+            half_written.write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(keras.Model, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        evaluation._save_atomically(model, model_dir / "judge.keras")
+    assert list(model_dir.iterdir()) == []
+
+
+class _FixedClassifier:
+    def predict(self, images, batch_size=None, verbose=0):
+        probabilities = np.zeros((len(images), 10))
+        probabilities[:, 7] = 1.0
+        return probabilities
+
+
+def test_classify_images_accepts_channel_axis_and_returns_argmax():
+    labels = evaluation.classify_images(_FixedClassifier(), np.zeros((3, 28, 28, 1)))
+    np.testing.assert_array_equal(labels, [7, 7, 7])
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [(np.zeros((2, 32, 32)), "28x28"), (np.full((2, 28, 28), -1.0), r"rescale tanh"),
+     (np.full((2, 28, 28), 255.0), r"\[0, 1\]")],
+)
+def test_classify_images_rejects_wrong_shapes_and_ranges(images, message):
+    with pytest.raises(ValueError, match=message):
+        evaluation.classify_images(_FixedClassifier(), images)
