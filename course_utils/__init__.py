@@ -1,10 +1,13 @@
 """Support code for the hands-on course on autoencoders and GANs (Keras 3).
 
 Modules, by role:
-    config   run modes (smoke / default / book), seeding, quiet logs, plot defaults
-    data     Fashion-MNIST (verified, cached, offline-friendly) and the 3D toy data
-    plots    learning curves, image grids, reconstructions, 3D scatter, 2D embeddings
-    metrics  rounded accuracy, principal angles between subspaces, reconstruction MSE
+    config      run modes (smoke / default / book), seeding, quiet logs, plot defaults
+    data        Fashion-MNIST (verified, cached, offline-friendly) and the 3D toy data
+    plots       learning curves, image grids (live too), reconstructions, 3D, 2D embeddings
+    metrics     rounded accuracy, principal angles, reconstruction MSE, class coverage
+    layers      tied dense, KL sparsity, VAE sampling and latent loss, minibatch discrimination
+    training    the two-phase GAN model, experience replay, GAN progress snapshots
+    evaluation  a cached judge classifier for generated images
 
 The lessons themselves (models, losses, training loops) live in the notebooks.
 """

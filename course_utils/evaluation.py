@@ -69,6 +69,7 @@ def _save_atomically(model: keras.Model, path: Path) -> None:
     os.close(handle)
     try:
         model.save(tmp_name)
+        os.chmod(tmp_name, 0o644)  # mkstemp makes files private; a model cache is not secret
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

@@ -232,6 +232,7 @@ def plot_class_shares(shares, row_labels, class_names, title=None, ax=None):
         _, ax = plt.subplots(figsize=(8, 0.35 * len(row_labels) + 1.6))
     image = ax.imshow(shares, cmap="viridis", vmin=0, vmax=max(0.3, float(shares.max())),
                       aspect="auto")
+    ax.grid(False)  # grid lines from the plot style would cut through the cells
     ax.set_xticks(range(len(class_names)), class_names, rotation=40, ha="right")
     ax.set_yticks(range(len(row_labels)), [str(label) for label in row_labels])
     for (row, col), share in np.ndenumerate(shares):

@@ -124,14 +124,14 @@ class GAN(keras.Model):
 
     def train_discriminator(self, real_images):
         """Phase 1: fakes labelled 0, reals labelled 1; only the discriminator learns."""
-        batch_size = ops.shape(real_images)[0]
-        fake_images = self.fake_images_for_discriminator(batch_size)
-        images = ops.concatenate([fake_images, ops.cast(real_images, fake_images.dtype)], axis=0)
-        labels = ops.concatenate(
-            [ops.zeros((ops.shape(fake_images)[0], 1)), ops.ones((batch_size, 1))], axis=0
-        )
+        fake_images = self.fake_images_for_discriminator(ops.shape(real_images)[0])
         with tf.GradientTape() as tape:
-            loss = self.loss_fn(labels, self.discriminator(images, training=True))
+            # Separate batches, so batch statistics (batch norm, minibatch discrimination)
+            # each see one kind of image.
+            on_fakes = self.discriminator(fake_images, training=True)
+            on_reals = self.discriminator(real_images, training=True)
+            loss = (self.loss_fn(ops.zeros_like(on_fakes), on_fakes)
+                    + self.loss_fn(ops.ones_like(on_reals), on_reals)) / 2
         weights = self.discriminator.trainable_weights
         self.d_optimizer.apply(tape.gradient(loss, weights), weights)
         return loss

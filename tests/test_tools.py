@@ -67,3 +67,34 @@ def test_benchmark_table_has_a_row_per_notebook_and_columns_per_mode(tmp_path):
                         "| default peak (MiB) |")
     assert lines[2] == "| 00_a.ipynb | 1.2 | 512 | 10.0 | 900 |"
     assert lines[3] == "| 01_b.ipynb | FAILED |  |  |  |"
+
+
+def test_gan_speed_times_both_loops_and_checks_both_train():
+    import gan_speed
+
+    result = gan_speed.measure_gan_speed(n_images=320, rounds=1)
+    assert result["batches_per_epoch"] == 10
+    assert len(result["compiled_seconds"]) == len(result["textbook_seconds"]) == 1
+    assert result["compiled_trains_both"] and result["textbook_trains_both"]
+    assert result["speedup"] == pytest.approx(
+        result["textbook_seconds"][0] / result["compiled_seconds"][0]
+    )
+    table = gan_speed.format_gan_speed(result)
+    assert "| textbook: train_on_batch per phase per batch |" in table
+    assert f"**{result['speedup']:.2f}x**" in table
+
+
+def test_tagged_cells_must_exist_exactly_once(tmp_path):
+    import gan_speed
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["a"]}),
+                      nbformat.v4.new_code_cell("y = x + 1", metadata={"tags": ["b"]}),
+                      nbformat.v4.new_code_cell("z = 0", metadata={"tags": ["b"]})]
+    path = tmp_path / "tagged.ipynb"
+    nbformat.write(notebook, path)
+    assert gan_speed.load_tagged_cells(path, ["a"])["x"] == 1
+    with pytest.raises(ValueError, match="exactly one cell tagged 'b', has 2"):
+        gan_speed.load_tagged_cells(path, ["a", "b"])
+    with pytest.raises(ValueError, match="tagged 'c', has 0"):
+        gan_speed.load_tagged_cells(path, ["c"])
