@@ -13,6 +13,8 @@ and the best epoch time of each is compared, so a noisy neighbour hurts both ali
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import time
 from pathlib import Path
 
@@ -40,7 +42,8 @@ def load_tagged_cells(path: Path, tags) -> dict:
             raise ValueError(
                 f"{path.name} needs exactly one cell tagged {tag!r}, has {len(tagged)}."
             )
-        exec(compile(tagged[0].source, f"{path.name}[{tag}]", "exec"), namespace)
+        with contextlib.redirect_stdout(io.StringIO()):  # the cells' own prints are for students
+            exec(compile(tagged[0].source, f"{path.name}[{tag}]", "exec"), namespace)
     return namespace
 
 
