@@ -1,6 +1,6 @@
 """Time one epoch of notebook 9's dense GAN: its compiled train_step against the textbook loop.
 
-    python tools/gan_speed.py            # full training set, batch 32, two rounds each
+    python tools/gan_speed.py            # full training set, batch 32, three rounds each
 
 The compiled side is the notebook's own code (the cells tagged gan-networks and gan-model) with
 the compile options of its train_gan(). The textbook side is the loop older Chapter-17 code uses:
@@ -60,7 +60,7 @@ def _all_moved(before, model) -> bool:
     )
 
 
-def measure_gan_speed(n_images: int | None = None, rounds: int = 2, seed: int = 42) -> dict:
+def measure_gan_speed(n_images: int | None = None, rounds: int = 3, seed: int = 42) -> dict:
     """Best epoch time of the compiled GAN and of the textbook loop, and whether both trained."""
     import keras
     import tensorflow as tf
@@ -145,7 +145,7 @@ def format_gan_speed(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--images", type=int, default=None, help="default: all 55,000")
     args = parser.parse_args(argv)
     print(format_gan_speed(measure_gan_speed(n_images=args.images, rounds=args.rounds)))
