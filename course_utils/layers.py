@@ -1,4 +1,4 @@
-"""Custom layers: tied decoder, KL sparsity, VAE sampling, minibatch discrimination."""
+"""Custom layers: tied decoder, KL sparsity, VAE sampling, minibatch discrimination, ProGAN."""
 
 from __future__ import annotations
 
@@ -214,3 +214,72 @@ class MinibatchDiscrimination(keras.layers.Layer):
             "num_kernels": self.num_kernels,
             "kernel_dim": self.kernel_dim,
         }
+
+
+@keras.saving.register_keras_serializable(package="course_utils")
+class MinibatchStdDev(keras.layers.Layer):
+    """Appends one feature map: the batch's mean standard deviation (ProGAN). Notebook 11.
+
+    For every position and channel, the standard deviation over the batch; averaged to one
+    number; broadcast as an extra channel. `sqrt(var + eps) - sqrt(eps)` keeps the gradient finite
+    and makes the feature exactly 0 for a batch of identical images.
+    """
+
+    def __init__(self, epsilon=1e-8, **kwargs):
+        super().__init__(**kwargs)
+        if not epsilon > 0:
+            raise ValueError(f"epsilon must be positive, got {epsilon}.")
+        self.epsilon = float(epsilon)
+
+    def build(self, input_shape):
+        """Check that the input is a batch of feature maps. Notebook 11."""
+        if len(input_shape) != 4:
+            raise ValueError(
+                "MinibatchStdDev works on feature maps shaped (batch, height, width, channels); "
+                f"got {tuple(input_shape)}."
+            )
+
+    def call(self, inputs):
+        """The features, plus the batch-spread map as one more channel. Notebook 11."""
+        # Variance of the batch shifted by its first example: the same value, but exactly 0
+        # when all examples are equal (a plain mean can round, leaving ~1e-15).
+        shifted = inputs - inputs[:1]
+        variance = ops.maximum(
+            ops.mean(ops.square(shifted), axis=0) - ops.square(ops.mean(shifted, axis=0)), 0.0
+        )  # (height, width, channels)
+        std = ops.sqrt(variance + self.epsilon) - ops.sqrt(self.epsilon)
+        spread = ops.mean(std)
+        extra = ops.ones_like(inputs[..., :1]) * ops.cast(spread, inputs.dtype)
+        return ops.concatenate([inputs, extra], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        """One channel more than the input. Notebook 11."""
+        return (*input_shape[:-1], input_shape[-1] + 1)
+
+    def get_config(self):
+        """Epsilon, so the layer reloads in safe mode. Notebook 11."""
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="course_utils")
+class PixelNormalization(keras.layers.Layer):
+    """Divides each pixel's feature vector by its RMS over channels (ProGAN). Notebook 11."""
+
+    def __init__(self, epsilon=1e-8, **kwargs):
+        super().__init__(**kwargs)
+        if not epsilon > 0:
+            raise ValueError(f"epsilon must be positive, got {epsilon}.")
+        self.epsilon = float(epsilon)
+
+    def call(self, inputs):
+        """x / sqrt(mean over channels of x² + eps). Notebook 11."""
+        mean_square = ops.mean(ops.square(inputs), axis=-1, keepdims=True)
+        return inputs * ops.rsqrt(mean_square + self.epsilon)
+
+    def compute_output_shape(self, input_shape):
+        """Same shape as the input. Notebook 11."""
+        return input_shape
+
+    def get_config(self):
+        """Epsilon, so the layer reloads in safe mode. Notebook 11."""
+        return {**super().get_config(), "epsilon": self.epsilon}

@@ -1,0 +1,83 @@
+"""ProGAN layers: minibatch standard deviation and pixelwise normalisation against their
+formulas, shapes, errors and safe-mode reloads."""
+
+import keras
+import numpy as np
+import pytest
+
+from course_utils import layers
+
+
+def _feature_maps(seed=0, shape=(6, 4, 4, 3)):
+    return np.random.default_rng(seed).normal(size=shape).astype("float32")
+
+
+def test_minibatch_std_appends_the_mean_batch_std_as_a_channel():
+    maps = _feature_maps()
+    result = np.asarray(layers.MinibatchStdDev()(maps))
+    assert result.shape == (6, 4, 4, 4)
+    np.testing.assert_array_equal(result[..., :3], maps)
+    expected = np.mean(np.sqrt(maps.var(axis=0) + 1e-8) - np.sqrt(1e-8))
+    np.testing.assert_allclose(result[..., 3], expected, rtol=1e-5)
+
+
+def test_minibatch_std_of_identical_images_is_exactly_zero():
+    same = np.repeat(_feature_maps(shape=(1, 4, 4, 3)), 8, axis=0)
+    extra = np.asarray(layers.MinibatchStdDev()(same))[..., -1]
+    assert np.all(extra == 0.0)
+
+
+def test_minibatch_std_grows_with_the_spread_of_the_batch():
+    layer = layers.MinibatchStdDev()
+    maps = _feature_maps()
+    narrow = float(np.asarray(layer(maps))[0, 0, 0, -1])
+    wide = float(np.asarray(layer(3 * maps))[0, 0, 0, -1])
+    assert wide == pytest.approx(3 * narrow, rel=1e-4)
+
+
+def test_minibatch_std_gradient_is_finite_for_a_collapsed_batch():
+    import tensorflow as tf
+
+    same = tf.constant(np.ones((4, 2, 2, 2), dtype="float32"))
+    with tf.GradientTape() as tape:
+        tape.watch(same)
+        total = tf.reduce_sum(layers.MinibatchStdDev()(same))
+    assert np.all(np.isfinite(tape.gradient(total, same).numpy()))
+
+
+def test_minibatch_std_errors():
+    with pytest.raises(ValueError, match="height, width, channels"):
+        layers.MinibatchStdDev()(np.zeros((4, 10), dtype="float32"))
+    with pytest.raises(ValueError, match="epsilon must be positive"):
+        layers.MinibatchStdDev(epsilon=0)
+
+
+def test_pixel_norm_matches_the_formula_and_gives_unit_rms():
+    maps = _feature_maps(1)
+    result = np.asarray(layers.PixelNormalization()(maps))
+    expected = maps / np.sqrt(np.mean(maps**2, axis=-1, keepdims=True) + 1e-8)
+    np.testing.assert_allclose(result, expected, rtol=1e-5)
+    np.testing.assert_allclose(np.sqrt(np.mean(result**2, axis=-1)), 1.0, rtol=1e-4)
+
+
+def test_pixel_norm_ignores_scale_and_keeps_zero_vectors_at_zero():
+    layer = layers.PixelNormalization()
+    maps = _feature_maps(2)
+    np.testing.assert_allclose(layer(maps), layer(5 * maps), rtol=1e-4)
+    zeros = np.zeros((1, 2, 2, 3), dtype="float32")
+    np.testing.assert_array_equal(layer(zeros), zeros)
+    with pytest.raises(ValueError, match="epsilon must be positive"):
+        layers.PixelNormalization(epsilon=-1)
+
+
+def test_progan_layers_reload_in_safe_mode(tmp_path):
+    inputs = keras.Input((4, 4, 3))
+    outputs = layers.MinibatchStdDev(epsilon=1e-6)(layers.PixelNormalization(epsilon=1e-6)(inputs))
+    model = keras.Model(inputs, outputs)
+    assert model.output_shape == (None, 4, 4, 4)
+    path = tmp_path / "progan.keras"
+    model.save(path)
+    reloaded = keras.saving.load_model(path, safe_mode=True)
+    maps = _feature_maps(3)
+    np.testing.assert_allclose(reloaded(maps), model(maps), rtol=1e-6)
+    assert reloaded.layers[1].epsilon == reloaded.layers[2].epsilon == 1e-6
