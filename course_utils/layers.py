@@ -283,3 +283,108 @@ class PixelNormalization(keras.layers.Layer):
     def get_config(self):
         """Epsilon, so the layer reloads in safe mode. Notebook 11."""
         return {**super().get_config(), "epsilon": self.epsilon}
+
+
+def _check_positive(name, value):
+    if not value > 0:
+        raise ValueError(f"{name} must be positive, got {value}.")
+    return float(value)
+
+
+@keras.saving.register_keras_serializable(package="course_utils")
+class EqualizedDense(keras.layers.Layer):
+    """Dense layer with an equalised learning rate (ProGAN, StyleGAN mapping). Notebook 11.
+
+    Weights start as N(0, 1) / lr_multiplier and are scaled at run time by
+    sqrt(2 / fan_in) * lr_multiplier, so every layer learns at the same pace.
+    """
+
+    def __init__(self, units, lr_multiplier=1.0, activation=None, **kwargs):
+        super().__init__(**kwargs)
+        if int(units) < 1:
+            raise ValueError(f"units must be at least 1, got {units}.")
+        self.units = int(units)
+        self.lr_multiplier = _check_positive("lr_multiplier", lr_multiplier)
+        self.activation = keras.activations.get(activation)
+
+    def build(self, input_shape):
+        """Kernel ~ N(0, 1/lr_multiplier²), bias 0; fixes the He constant. Notebook 11."""
+        fan_in = int(input_shape[-1])
+        self.scale = (2.0 / fan_in) ** 0.5 * self.lr_multiplier
+        self.kernel = self.add_weight(
+            name="kernel", shape=(fan_in, self.units),
+            initializer=keras.initializers.RandomNormal(stddev=1.0 / self.lr_multiplier),
+        )
+        self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
+
+    def call(self, inputs):
+        """activation(x @ (kernel * scale) + bias * lr_multiplier). Notebook 11."""
+        outputs = ops.matmul(inputs, self.kernel * self.scale) + self.bias * self.lr_multiplier
+        return self.activation(outputs)
+
+    def compute_output_shape(self, input_shape):
+        """The input shape with the last axis replaced by `units`. Notebook 11."""
+        return (*input_shape[:-1], self.units)
+
+    def get_config(self):
+        """Units, learning-rate multiplier and activation. Notebook 11."""
+        return {**super().get_config(), "units": self.units, "lr_multiplier": self.lr_multiplier,
+                "activation": keras.activations.serialize(self.activation)}
+
+
+@keras.saving.register_keras_serializable(package="course_utils")
+class EqualizedConv2D(keras.layers.Layer):
+    """2-D convolution with an equalised learning rate (ProGAN). Notebook 11."""
+
+    def __init__(self, filters, kernel_size=3, strides=1, padding="same", activation=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if int(filters) < 1 or int(kernel_size) < 1 or int(strides) < 1:
+            raise ValueError(
+                "filters, kernel_size and strides must be at least 1, got "
+                f"{filters}, {kernel_size}, {strides}."
+            )
+        if padding not in ("same", "valid"):
+            raise ValueError(f'padding must be "same" or "valid", got {padding!r}.')
+        self.filters, self.kernel_size, self.strides = int(filters), int(kernel_size), int(strides)
+        self.padding = padding
+        self.activation = keras.activations.get(activation)
+
+    def build(self, input_shape):
+        """Kernel ~ N(0, 1), bias 0; He constant from k * k * input channels. Notebook 11."""
+        if len(input_shape) != 4:
+            raise ValueError(
+                "EqualizedConv2D works on feature maps shaped (batch, height, width, channels); "
+                f"got {tuple(input_shape)}."
+            )
+        channels = int(input_shape[-1])
+        self.scale = (2.0 / (self.kernel_size * self.kernel_size * channels)) ** 0.5
+        self.kernel = self.add_weight(
+            name="kernel", shape=(self.kernel_size, self.kernel_size, channels, self.filters),
+            initializer=keras.initializers.RandomNormal(stddev=1.0),
+        )
+        self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+
+    def call(self, inputs):
+        """activation(conv(x, kernel * scale) + bias). Notebook 11."""
+        outputs = ops.conv(inputs, self.kernel * self.scale, strides=self.strides,
+                           padding=self.padding)
+        return self.activation(outputs + self.bias)
+
+    def compute_output_shape(self, input_shape):
+        """Spatial size after the stride (and padding), `filters` channels. Notebook 11."""
+        def size(length):
+            if length is None:
+                return None
+            if self.padding == "valid":
+                length = length - self.kernel_size + 1
+            return -(-length // self.strides)
+
+        return (input_shape[0], size(input_shape[1]), size(input_shape[2]), self.filters)
+
+    def get_config(self):
+        """Filters, kernel size, strides, padding and activation. Notebook 11."""
+        return {**super().get_config(), "filters": self.filters,
+                "kernel_size": self.kernel_size, "strides": self.strides,
+                "padding": self.padding,
+                "activation": keras.activations.serialize(self.activation)}

@@ -81,3 +81,48 @@ def test_progan_layers_reload_in_safe_mode(tmp_path):
     maps = _feature_maps(3)
     np.testing.assert_allclose(reloaded(maps), model(maps), rtol=1e-6)
     assert reloaded.layers[1].epsilon == reloaded.layers[2].epsilon == 1e-6
+
+
+def test_equalized_dense_scales_its_n01_weights_by_the_he_constant():
+    layer = layers.EqualizedDense(4, lr_multiplier=0.01)
+    inputs = _feature_maps(4, shape=(5, 16))
+    outputs = np.asarray(layer(inputs))
+    kernel, bias = (np.asarray(weight) for weight in layer.weights)
+    expected = inputs @ (kernel * np.sqrt(2 / 16) * 0.01) + bias * 0.01
+    np.testing.assert_allclose(outputs, expected, rtol=1e-5, atol=1e-7)
+    # Stored weights are N(0, 1/lr²): their spread is 1/lr, the effective spread is sqrt(2/fan_in).
+    big = layers.EqualizedDense(2000, lr_multiplier=0.01)
+    big.build((None, 50))
+    assert np.std(np.asarray(big.kernel)) == pytest.approx(100, rel=0.02)
+    assert big.scale * 100 == pytest.approx(np.sqrt(2 / 50))
+
+
+def test_equalized_conv_matches_a_plain_conv_with_scaled_weights():
+    layer = layers.EqualizedConv2D(5, kernel_size=3, strides=2, activation="relu")
+    maps = _feature_maps(5, shape=(2, 8, 8, 3))
+    outputs = np.asarray(layer(maps))
+    assert outputs.shape == layer.compute_output_shape((2, 8, 8, 3)) == (2, 4, 4, 5)
+    plain = keras.layers.Conv2D(5, 3, strides=2, padding="same", activation="relu")
+    plain.build((None, 8, 8, 3))
+    plain.set_weights([np.asarray(layer.kernel) * np.sqrt(2 / 27), np.asarray(layer.bias)])
+    np.testing.assert_allclose(outputs, plain(maps), rtol=1e-4, atol=1e-6)
+
+
+def test_equalized_layers_errors_and_reload(tmp_path):
+    with pytest.raises(ValueError, match="lr_multiplier must be positive"):
+        layers.EqualizedDense(3, lr_multiplier=0)
+    with pytest.raises(ValueError, match="units"):
+        layers.EqualizedDense(0)
+    with pytest.raises(ValueError, match="padding"):
+        layers.EqualizedConv2D(3, padding="full")
+    with pytest.raises(ValueError, match="height, width, channels"):
+        layers.EqualizedConv2D(3)(np.zeros((2, 5), dtype="float32"))
+    inputs = keras.Input((6, 6, 2))
+    hidden = layers.EqualizedConv2D(4, 3, padding="valid", activation="leaky_relu")(inputs)
+    outputs = layers.EqualizedDense(3, lr_multiplier=0.5)(keras.layers.Flatten()(hidden))
+    model = keras.Model(inputs, outputs)
+    path = tmp_path / "equalized.keras"
+    model.save(path)
+    reloaded = keras.saving.load_model(path, safe_mode=True)
+    maps = _feature_maps(6, shape=(2, 6, 6, 2))
+    np.testing.assert_allclose(reloaded(maps), model(maps), rtol=1e-5)
