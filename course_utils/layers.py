@@ -388,3 +388,93 @@ class EqualizedConv2D(keras.layers.Layer):
                 "kernel_size": self.kernel_size, "strides": self.strides,
                 "padding": self.padding,
                 "activation": keras.activations.serialize(self.activation)}
+
+
+@keras.saving.register_keras_serializable(package="course_utils")
+class NoiseInjection(keras.layers.Layer):
+    """Adds per-pixel Gaussian noise, scaled by a learned per-channel factor (StyleGAN). NB 11.
+
+    One noise value per pixel, shared by all channels and drawn fresh at every call, independent
+    of the codings; the scales start at 0, so the network opts in to noise as it learns.
+    """
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape):
+        """One learned scale per channel, starting at 0. Notebook 11."""
+        if len(input_shape) != 4:
+            raise ValueError(
+                "NoiseInjection works on feature maps shaped (batch, height, width, channels); "
+                f"got {tuple(input_shape)}."
+            )
+        self.noise_scale = self.add_weight(
+            name="noise_scale", shape=(int(input_shape[-1]),), initializer="zeros"
+        )
+
+    def call(self, inputs):
+        """x + noise_scale[c] * n[b, h, w], n ~ N(0, 1). Notebook 11."""
+        shape = ops.shape(inputs)
+        noise = keras.random.normal(
+            (shape[0], shape[1], shape[2], 1), seed=self.seed_generator, dtype=inputs.dtype
+        )
+        return inputs + noise * self.noise_scale
+
+    def compute_output_shape(self, input_shape):
+        """Same shape as the input. Notebook 11."""
+        return input_shape
+
+    def get_config(self):
+        """The seed. Notebook 11."""
+        return {**super().get_config(), "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="course_utils")
+class AdaptiveInstanceNormalization(keras.layers.Layer):
+    """AdaIN: standardise each feature map, then scale and shift it by a style (StyleGAN). NB 11.
+
+    Called on [feature_maps, w]: a learned affine map turns w into a scale y_s (starting at 1)
+    and a bias y_b (starting at 0) per channel; out = y_s * (x - mean) / std + y_b, with mean
+    and std taken over each map's pixels, per image and channel.
+    """
+
+    def __init__(self, epsilon=1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = _check_positive("epsilon", epsilon)
+
+    def build(self, input_shape):
+        """The affine style map: w -> (y_s, y_b), one pair per channel. Notebook 11."""
+        if not (isinstance(input_shape, list | tuple) and len(input_shape) == 2
+                and len(input_shape[0]) == 4 and len(input_shape[1]) == 2):
+            raise ValueError(
+                "AdaptiveInstanceNormalization is called on [feature_maps, w]: maps shaped "
+                f"(batch, height, width, channels) and w shaped (batch, w_dim); got {input_shape}."
+            )
+        channels, w_dim = int(input_shape[0][-1]), int(input_shape[1][-1])
+        self.style_kernel = self.add_weight(
+            name="style_kernel", shape=(w_dim, 2 * channels), initializer="glorot_uniform"
+        )
+        self.style_bias = self.add_weight(
+            name="style_bias", shape=(2 * channels,),
+            initializer=keras.initializers.Constant([1.0] * channels + [0.0] * channels),
+        )
+
+    def call(self, inputs):
+        """y_s * instance-normalised x + y_b. Notebook 11."""
+        maps, w = inputs
+        mean = ops.mean(maps, axis=(1, 2), keepdims=True)
+        variance = ops.var(maps, axis=(1, 2), keepdims=True)
+        normalized = (maps - mean) * ops.rsqrt(variance + self.epsilon)
+        style = ops.matmul(w, self.style_kernel) + self.style_bias
+        scale, bias = ops.split(style[:, None, None, :], 2, axis=-1)
+        return scale * normalized + bias
+
+    def compute_output_shape(self, input_shape):
+        """The feature maps' shape. Notebook 11."""
+        return input_shape[0]
+
+    def get_config(self):
+        """Epsilon, so the layer reloads in safe mode. Notebook 11."""
+        return {**super().get_config(), "epsilon": self.epsilon}

@@ -126,3 +126,63 @@ def test_equalized_layers_errors_and_reload(tmp_path):
     reloaded = keras.saving.load_model(path, safe_mode=True)
     maps = _feature_maps(6, shape=(2, 6, 6, 2))
     np.testing.assert_allclose(reloaded(maps), model(maps), rtol=1e-5)
+
+
+def test_noise_injection_starts_silent_then_adds_one_noise_map_per_image():
+    layer = layers.NoiseInjection(seed=1)
+    maps = _feature_maps(7, shape=(64, 8, 8, 3))
+    np.testing.assert_array_equal(layer(maps), maps)  # scales start at 0
+    layer.noise_scale.assign([1.0, 2.0, -1.0])
+    added = np.asarray(layer(maps)) - maps
+    np.testing.assert_allclose(added[..., 1], 2 * added[..., 0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(added[..., 2], -added[..., 0], rtol=1e-5, atol=1e-6)
+    assert abs(added[..., 0].mean()) < 0.05 and added[..., 0].std() == pytest.approx(1, rel=0.05)
+    again = np.asarray(layer(maps)) - maps
+    assert not np.allclose(again, added)  # fresh noise at every call
+
+
+def test_noise_injection_repeats_for_a_seed_and_reloads(tmp_path):
+    maps = _feature_maps(8, shape=(2, 4, 4, 2))
+    first, second = layers.NoiseInjection(seed=5), layers.NoiseInjection(seed=5)
+    for layer in (first, second):
+        layer.build(maps.shape)
+        layer.noise_scale.assign([1.0, 1.0])
+    np.testing.assert_allclose(first(maps), second(maps))
+    with pytest.raises(ValueError, match="height, width, channels"):
+        layers.NoiseInjection()(np.zeros((3, 4), dtype="float32"))
+    inputs = keras.Input((4, 4, 2))
+    model = keras.Model(inputs, layers.NoiseInjection(seed=3)(inputs))
+    model.save(tmp_path / "noise.keras")
+    reloaded = keras.saving.load_model(tmp_path / "noise.keras", safe_mode=True)
+    assert reloaded.layers[1].seed == 3
+
+
+def test_adain_normalises_each_map_then_applies_the_style():
+    layer = layers.AdaptiveInstanceNormalization()
+    maps = 3 + 2 * _feature_maps(9, shape=(2, 5, 5, 3))
+    w = _feature_maps(10, shape=(2, 4))
+    layer.build([maps.shape, w.shape])
+    layer.style_kernel.assign(np.zeros((4, 6), dtype="float32"))
+    plain = np.asarray(layer([maps, w]))  # style scale 1, bias 0: pure instance normalisation
+    np.testing.assert_allclose(plain.mean(axis=(1, 2)), 0, atol=1e-5)
+    np.testing.assert_allclose(plain.std(axis=(1, 2)), 1, rtol=1e-3)
+
+    kernel = np.random.default_rng(11).normal(size=(4, 6)).astype("float32")
+    layer.style_kernel.assign(kernel)
+    style = w @ kernel + np.array([1, 1, 1, 0, 0, 0], dtype="float32")
+    mean = maps.mean(axis=(1, 2), keepdims=True)
+    normalised = (maps - mean) / np.sqrt(maps.var(axis=(1, 2), keepdims=True) + 1e-5)
+    expected = style[:, None, None, :3] * normalised + style[:, None, None, 3:]
+    np.testing.assert_allclose(layer([maps, w]), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_adain_errors_and_reload(tmp_path):
+    with pytest.raises(ValueError, match=r"\[feature_maps, w\]"):
+        layers.AdaptiveInstanceNormalization()(np.zeros((2, 4, 4, 3), dtype="float32"))
+    maps_in, w_in = keras.Input((4, 4, 3)), keras.Input((5,))
+    model = keras.Model([maps_in, w_in], layers.AdaptiveInstanceNormalization()([maps_in, w_in]))
+    assert model.output_shape == (None, 4, 4, 3)
+    model.save(tmp_path / "adain.keras")
+    reloaded = keras.saving.load_model(tmp_path / "adain.keras", safe_mode=True)
+    maps, w = _feature_maps(12, shape=(2, 4, 4, 3)), _feature_maps(13, shape=(2, 5))
+    np.testing.assert_allclose(reloaded([maps, w]), model([maps, w]), rtol=1e-5)
