@@ -478,3 +478,62 @@ class AdaptiveInstanceNormalization(keras.layers.Layer):
     def get_config(self):
         """Epsilon, so the layer reloads in safe mode. Notebook 11."""
         return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="course_utils")
+class FadeIn(keras.layers.Layer):
+    """Blends the old, upsampled output into the new block's: (1 - alpha) old + alpha new. NB 11.
+
+    `alpha` is a non-trainable variable, so a callback can raise it from 0 to 1 during training
+    (`set_alpha`) without retracing the compiled step.
+    """
+
+    def __init__(self, alpha=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self._check_alpha(alpha)
+        self.alpha = self.add_weight(
+            name="alpha", shape=(), initializer=keras.initializers.Constant(float(alpha)),
+            trainable=False,
+        )
+
+    @staticmethod
+    def _check_alpha(alpha):
+        if not 0.0 <= float(alpha) <= 1.0:
+            raise ValueError(f"alpha blends two outputs and must lie in [0, 1], got {alpha}.")
+
+    def set_alpha(self, alpha):
+        """Set the blend: 0 keeps the old path only, 1 the new block only. Notebook 11."""
+        self._check_alpha(alpha)
+        self.alpha.assign(float(alpha))
+
+    def build(self, input_shape):
+        """Check that the two paths have the same shape. Notebook 11."""
+        if not (isinstance(input_shape, list | tuple) and len(input_shape) == 2
+                and tuple(input_shape[0][1:]) == tuple(input_shape[1][1:])):
+            raise ValueError(
+                "FadeIn is called on [old_path, new_path] of the same shape (upsample the old "
+                f"output first); got {input_shape}."
+            )
+
+    def call(self, inputs):
+        """(1 - alpha) * old + alpha * new. Notebook 11."""
+        old, new = inputs
+        return (1.0 - self.alpha) * old + self.alpha * new
+
+    def compute_output_shape(self, input_shape):
+        """The shape of either path. Notebook 11."""
+        return input_shape[1]
+
+    def get_config(self):
+        """The current alpha. Notebook 11."""
+        return {**super().get_config(), "alpha": float(self.alpha.numpy())}
+
+
+def build_mapping_network(codings_size=64, w_dim=64, n_layers=8, lr_multiplier=0.01):
+    """StyleGAN's mapping network z -> w: pixel norm, then equalised leaky-ReLU layers. NB 11."""
+    return keras.Sequential(
+        [keras.Input((codings_size,)), PixelNormalization()]
+        + [EqualizedDense(w_dim, lr_multiplier=lr_multiplier, activation="leaky_relu")
+           for _ in range(n_layers)],
+        name="mapping_network",
+    )

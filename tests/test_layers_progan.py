@@ -186,3 +186,48 @@ def test_adain_errors_and_reload(tmp_path):
     reloaded = keras.saving.load_model(tmp_path / "adain.keras", safe_mode=True)
     maps, w = _feature_maps(12, shape=(2, 4, 4, 3)), _feature_maps(13, shape=(2, 5))
     np.testing.assert_allclose(reloaded([maps, w]), model([maps, w]), rtol=1e-5)
+
+
+def test_fade_in_blends_old_and_new_paths():
+    old, new = _feature_maps(14, shape=(2, 4, 4, 1)), _feature_maps(15, shape=(2, 4, 4, 1))
+    layer = layers.FadeIn()
+    np.testing.assert_allclose(layer([old, new]), old)
+    layer.set_alpha(0.25)
+    np.testing.assert_allclose(layer([old, new]), 0.75 * old + 0.25 * new, rtol=1e-6)
+    layer.set_alpha(1.0)
+    np.testing.assert_allclose(layer([old, new]), new)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        layer.set_alpha(1.5)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        layers.FadeIn(alpha=-0.1)
+    with pytest.raises(ValueError, match="same shape"):
+        layers.FadeIn()([old, _feature_maps(16, shape=(2, 8, 8, 1))])
+
+
+def test_fade_in_alpha_changes_inside_a_compiled_function_and_reloads(tmp_path):
+    import tensorflow as tf
+
+    layer = layers.FadeIn()
+    old, new = np.zeros((1, 2, 2, 1), "float32"), np.ones((1, 2, 2, 1), "float32")
+    blend = tf.function(lambda: layer([old, new]))
+    assert float(np.asarray(blend()).mean()) == 0.0
+    layer.set_alpha(0.5)
+    assert float(np.asarray(blend()).mean()) == 0.5  # no retrace needed
+    old_in, new_in = keras.Input((2, 2, 1)), keras.Input((2, 2, 1))
+    model = keras.Model([old_in, new_in], layers.FadeIn(alpha=0.3)([old_in, new_in]))
+    model.save(tmp_path / "fade.keras")
+    reloaded = keras.saving.load_model(tmp_path / "fade.keras", safe_mode=True)
+    np.testing.assert_allclose(reloaded([old, new]), 0.3, rtol=1e-6)
+
+
+def test_mapping_network_has_eight_slow_equalised_layers_and_ignores_z_scale(tmp_path):
+    mapping = layers.build_mapping_network(codings_size=16, w_dim=12)
+    dense = [layer for layer in mapping.layers if isinstance(layer, layers.EqualizedDense)]
+    assert len(dense) == 8 and all(layer.lr_multiplier == 0.01 for layer in dense)
+    assert mapping.output_shape == (None, 12)
+    assert mapping.count_params() == 16 * 12 + 12 + 7 * (12 * 12 + 12)
+    z = _feature_maps(17, shape=(3, 16))
+    np.testing.assert_allclose(mapping(z), mapping(4 * z), rtol=1e-4, atol=1e-6)
+    mapping.save(tmp_path / "mapping.keras")
+    reloaded = keras.saving.load_model(tmp_path / "mapping.keras", safe_mode=True)
+    np.testing.assert_allclose(reloaded(z), mapping(z), rtol=1e-5)
