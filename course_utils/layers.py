@@ -216,6 +216,20 @@ class MinibatchDiscrimination(keras.layers.Layer):
         }
 
 
+def _check_positive(name, value):
+    if not value > 0:
+        raise ValueError(f"{name} must be positive, got {value}.")
+    return float(value)
+
+
+def _check_feature_maps(layer_name, input_shape):
+    if len(input_shape) != 4:
+        raise ValueError(
+            f"{layer_name} works on feature maps shaped (batch, height, width, channels); "
+            f"got {tuple(input_shape)}."
+        )
+
+
 @keras.saving.register_keras_serializable(package="course_utils")
 class MinibatchStdDev(keras.layers.Layer):
     """Appends one feature map: the batch's mean standard deviation (ProGAN). Notebook 11.
@@ -227,17 +241,11 @@ class MinibatchStdDev(keras.layers.Layer):
 
     def __init__(self, epsilon=1e-8, **kwargs):
         super().__init__(**kwargs)
-        if not epsilon > 0:
-            raise ValueError(f"epsilon must be positive, got {epsilon}.")
-        self.epsilon = float(epsilon)
+        self.epsilon = _check_positive("epsilon", epsilon)
 
     def build(self, input_shape):
         """Check that the input is a batch of feature maps. Notebook 11."""
-        if len(input_shape) != 4:
-            raise ValueError(
-                "MinibatchStdDev works on feature maps shaped (batch, height, width, channels); "
-                f"got {tuple(input_shape)}."
-            )
+        _check_feature_maps("MinibatchStdDev", input_shape)
 
     def call(self, inputs):
         """The features, plus the batch-spread map as one more channel. Notebook 11."""
@@ -267,9 +275,7 @@ class PixelNormalization(keras.layers.Layer):
 
     def __init__(self, epsilon=1e-8, **kwargs):
         super().__init__(**kwargs)
-        if not epsilon > 0:
-            raise ValueError(f"epsilon must be positive, got {epsilon}.")
-        self.epsilon = float(epsilon)
+        self.epsilon = _check_positive("epsilon", epsilon)
 
     def call(self, inputs):
         """x / sqrt(mean over channels of x² + eps). Notebook 11."""
@@ -283,12 +289,6 @@ class PixelNormalization(keras.layers.Layer):
     def get_config(self):
         """Epsilon, so the layer reloads in safe mode. Notebook 11."""
         return {**super().get_config(), "epsilon": self.epsilon}
-
-
-def _check_positive(name, value):
-    if not value > 0:
-        raise ValueError(f"{name} must be positive, got {value}.")
-    return float(value)
 
 
 @keras.saving.register_keras_serializable(package="course_utils")
@@ -352,11 +352,7 @@ class EqualizedConv2D(keras.layers.Layer):
 
     def build(self, input_shape):
         """Kernel ~ N(0, 1), bias 0; He constant from k * k * input channels. Notebook 11."""
-        if len(input_shape) != 4:
-            raise ValueError(
-                "EqualizedConv2D works on feature maps shaped (batch, height, width, channels); "
-                f"got {tuple(input_shape)}."
-            )
+        _check_feature_maps("EqualizedConv2D", input_shape)
         channels = int(input_shape[-1])
         self.scale = (2.0 / (self.kernel_size * self.kernel_size * channels)) ** 0.5
         self.kernel = self.add_weight(
@@ -405,11 +401,7 @@ class NoiseInjection(keras.layers.Layer):
 
     def build(self, input_shape):
         """One learned scale per channel, starting at 0. Notebook 11."""
-        if len(input_shape) != 4:
-            raise ValueError(
-                "NoiseInjection works on feature maps shaped (batch, height, width, channels); "
-                f"got {tuple(input_shape)}."
-            )
+        _check_feature_maps("NoiseInjection", input_shape)
         self.noise_scale = self.add_weight(
             name="noise_scale", shape=(int(input_shape[-1]),), initializer="zeros"
         )

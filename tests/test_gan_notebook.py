@@ -10,6 +10,7 @@ import nbformat
 import numpy as np
 import pytest
 import tensorflow as tf
+from gan_speed import load_tagged_cells
 from keras import ops
 
 from course_utils import training
@@ -29,9 +30,7 @@ def _gan_cell_source():
 
 @pytest.fixture(scope="module")
 def notebook_gan_class():
-    namespace = {"keras": keras, "ops": ops, "tf": tf}
-    exec(compile(_gan_cell_source(), str(NOTEBOOK), "exec"), namespace)
-    return namespace["GAN"]
+    return load_tagged_cells(NOTEBOOK, ["gan-model"])["GAN"]
 
 
 def test_the_package_copy_is_identical_to_the_notebook_cell():
