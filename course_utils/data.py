@@ -370,6 +370,23 @@ def load_fashion_mnist(
     )
 
 
+def pad_images(images, size=32, value=0.0):
+    """Pad a batch of square images evenly on every side to size x size. Notebook 11."""
+    images = np.asarray(images)
+    if images.ndim < 3 or images.shape[1] != images.shape[2]:
+        raise ValueError(f"Expected square images shaped (n, height, width[, channels]), got "
+                         f"{images.shape}.")
+    margin = size - images.shape[1]
+    if margin < 0 or margin % 2:
+        raise ValueError(
+            f"Cannot pad {images.shape[1]}x{images.shape[2]} images evenly to {size}x{size}: "
+            "the size must be at least as large, with an even difference."
+        )
+    padding = [(0, 0), (margin // 2, margin // 2), (margin // 2, margin // 2)]
+    padding += [(0, 0)] * (images.ndim - 3)
+    return np.pad(images, padding, constant_values=value)
+
+
 def to_dataset(inputs, targets=None, batch_size=32, shuffle=True, seed=42, drop_remainder=False):
     """A batched, prefetched tf.data pipeline over NumPy arrays (faster than fit(X, y)). NB 2-12.
 

@@ -529,3 +529,91 @@ def build_mapping_network(codings_size=64, w_dim=64, n_layers=8, lr_multiplier=0
            for _ in range(n_layers)],
         name="mapping_network",
     )
+
+
+@keras.saving.register_keras_serializable(package="course_utils")
+class SynthesisBlock(keras.layers.Layer):
+    """One resolution of StyleGAN's synthesis network: conv, noise, AdaIN, twice. Notebook 11.
+
+    The first block (`start_from_constant=True`) owns a learned 4x4 constant and is called on
+    w alone: constant -> noise -> AdaIN -> conv -> noise -> AdaIN. Every later block is called on
+    [feature_maps, w] and doubles the resolution: upsample -> conv -> noise -> AdaIN -> conv ->
+    noise -> AdaIN. Leaky ReLU follows each noise injection; the style w drives both AdaINs.
+    """
+
+    def __init__(self, filters, start_from_constant=False, constant_size=4, seed=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if int(filters) < 1 or int(constant_size) < 1:
+            raise ValueError(
+                f"filters and constant_size must be at least 1, got {filters}, {constant_size}."
+            )
+        self.filters, self.constant_size = int(filters), int(constant_size)
+        self.start_from_constant = bool(start_from_constant)
+        self.seed = seed
+        seeds = [None, None] if seed is None else [seed, seed + 1]
+        self.upsample = None if self.start_from_constant else keras.layers.UpSampling2D(2)
+        self.first_conv = None if self.start_from_constant else EqualizedConv2D(self.filters, 3)
+        self.second_conv = EqualizedConv2D(self.filters, 3)
+        self.noises = [NoiseInjection(seed=s) for s in seeds]
+        self.adains = [AdaptiveInstanceNormalization() for _ in seeds]
+
+    def _split_inputs(self, inputs):
+        if self.start_from_constant:
+            return None, inputs
+        if not (isinstance(inputs, list | tuple) and len(inputs) == 2):
+            raise ValueError(
+                "A SynthesisBlock that does not start from the constant is called on "
+                "[feature_maps, w]."
+            )
+        return inputs
+
+    def build(self, input_shape):
+        """The constant or the convolutions, then noise and AdaIN at this resolution. NB 11."""
+        maps_shape, w_shape = self._split_inputs(input_shape)
+        if len(w_shape) != 2:
+            raise ValueError(f"w must be shaped (batch, w_dim); got {tuple(w_shape)}.")
+        if self.start_from_constant:
+            size = self.constant_size
+            # StyleGAN starts from ones: every image begins identical; only styles and noise
+            # make them differ.
+            self.constant = self.add_weight(
+                name="constant", shape=(size, size, self.filters), initializer="ones"
+            )
+        else:
+            _check_feature_maps("SynthesisBlock", maps_shape)
+            size = 2 * int(maps_shape[1])
+            self.first_conv.build((None, size, size, int(maps_shape[-1])))
+        maps_shape = (None, size, size, self.filters)
+        self.second_conv.build(maps_shape)
+        for noise, adain in zip(self.noises, self.adains, strict=True):
+            noise.build(maps_shape)
+            adain.build([maps_shape, tuple(w_shape)])
+
+    def _noise_and_style(self, index, maps, w):
+        maps = keras.activations.leaky_relu(self.noises[index](maps), negative_slope=0.2)
+        return self.adains[index]([maps, w])
+
+    def call(self, inputs):
+        """Feature maps at this block's resolution, styled by w. Notebook 11."""
+        maps, w = self._split_inputs(inputs)
+        if self.start_from_constant:
+            maps = ops.broadcast_to(self.constant, (ops.shape(w)[0], *self.constant.shape))
+        else:
+            maps = self.first_conv(self.upsample(maps))
+        maps = self._noise_and_style(0, maps, w)
+        return self._noise_and_style(1, self.second_conv(maps), w)
+
+    def compute_output_shape(self, input_shape):
+        """(batch, size, size, filters): the constant's size, or twice the input's. NB 11."""
+        maps_shape, w_shape = self._split_inputs(input_shape)
+        if self.start_from_constant:
+            return (w_shape[0], self.constant_size, self.constant_size, self.filters)
+        height, width = maps_shape[1], maps_shape[2]
+        return (maps_shape[0], height and 2 * height, width and 2 * width, self.filters)
+
+    def get_config(self):
+        """Filters, whether it starts from the constant, its size, and the seed. Notebook 11."""
+        return {**super().get_config(), "filters": self.filters,
+                "start_from_constant": self.start_from_constant,
+                "constant_size": self.constant_size, "seed": self.seed}

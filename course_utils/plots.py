@@ -243,3 +243,61 @@ def plot_class_shares(shares, row_labels, class_names, title=None, ax=None):
         ax.set_title(title)
     ax.figure.tight_layout()
     return ax.figure
+
+
+def plot_image_rows(rows, value_range=(0.0, 1.0), size=1.0, title=None):
+    """Labelled rows of images, e.g. the same codings at each growth stage. Notebook 11."""
+    if not rows:
+        raise ValueError("rows must map at least one label to a batch of images.")
+    batches = {label: _as_image_batch(images) for label, images in rows.items()}
+    n_cols = max(len(batch) for batch in batches.values())
+    fig, axes = plt.subplots(len(batches), n_cols, figsize=(size * n_cols + 1.0,
+                             size * len(batches) + (0.4 if title else 0)), squeeze=False)
+    for row_axes, (label, batch) in zip(axes, batches.items(), strict=True):
+        for index, ax in enumerate(row_axes):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if index < len(batch):
+                ax.imshow(batch[index], cmap="binary", vmin=value_range[0], vmax=value_range[1])
+        row_axes[0].set_ylabel(str(label), rotation=0, ha="right", va="center", fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_style_mixing(row_sources, column_sources, mixed, value_range=(-1.0, 1.0), size=1.0,
+                      row_title="coarse styles from", column_title="fine styles from"):
+    """Style-mixing table: mixed[i, j] takes coarse styles from row i, fine from column j. NB 11."""
+    rows, columns = _as_image_batch(row_sources), _as_image_batch(column_sources)
+    mixed = np.asarray(mixed)
+    if mixed.shape[:2] != (len(rows), len(columns)):
+        raise ValueError(
+            f"mixed must be shaped (rows, columns, height, width) = ({len(rows)}, "
+            f"{len(columns)}, ...), got {mixed.shape}."
+        )
+    fig, axes = plt.subplots(len(rows) + 1, len(columns) + 1,
+                             figsize=(size * (len(columns) + 1), size * (len(rows) + 1) + 0.5))
+    for ax in axes.flat:
+        ax.axis("off")
+    cells = [((0, j + 1), image) for j, image in enumerate(columns)]
+    cells += [((i + 1, 0), image) for i, image in enumerate(rows)]
+    cells += [((i + 1, j + 1), _as_image_batch(mixed[i])[j])
+              for i in range(len(rows)) for j in range(len(columns))]
+    for (i, j), image in cells:
+        axes[i, j].imshow(image, cmap="binary", vmin=value_range[0], vmax=value_range[1])
+    # The source images get a coloured frame, so they stand apart from the mixtures.
+    for ax in [*axes[0, 1:], *axes[1:, 0]]:
+        ax.axis("on")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_edgecolor("tab:orange")
+            spine.set_linewidth(2)
+    axes[0, 0].text(0.5, 0.5, f"rows: {row_title}\ncolumns: {column_title}", ha="center",
+                    va="center", fontsize=7, transform=axes[0, 0].transAxes, wrap=True)
+    fig.tight_layout()
+    return fig

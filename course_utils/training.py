@@ -68,6 +68,36 @@ class ReplayBuffer(keras.layers.Layer):
                 "example_shape": self.example_shape, "seed": self.seed}
 
 
+class FadeInSchedule(keras.callbacks.Callback):
+    """Raises FadeIn layers' alpha linearly from 0 to 1 over `fade_steps` steps. Notebook 11."""
+
+    def __init__(self, fade_layers, fade_steps):
+        super().__init__()
+        if int(fade_steps) < 0:
+            raise ValueError(f"fade_steps must be 0 or more, got {fade_steps}.")
+        self.fade_layers = [layer for layer in fade_layers if layer is not None]
+        self.fade_steps = int(fade_steps)
+        self.steps_done, self._epoch = 0, 0
+
+    def _set_alpha(self):
+        alpha = 1.0 if self.fade_steps == 0 else min(1.0, self.steps_done / self.fade_steps)
+        for layer in self.fade_layers:
+            layer.set_alpha(alpha)
+
+    def on_train_begin(self, logs=None):
+        self.steps_done, self._epoch = 0, 0
+        self._set_alpha()
+
+    def on_train_batch_end(self, batch, logs=None):
+        # With steps_per_execution=k, Keras calls this every k steps with `batch` = last step.
+        steps_per_epoch = self.params.get("steps") or 0
+        self.steps_done = max(self.steps_done, self._epoch * steps_per_epoch + batch + 1)
+        self._set_alpha()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+
 class GanProgress(keras.callbacks.Callback):
     """Keeps the generator's images for fixed noise after each epoch, for grids. Notebooks 9-11."""
 

@@ -629,3 +629,18 @@ def test_to_dataset_without_targets_yields_equal_input_batches():
 def test_to_dataset_refuses_a_drop_remainder_that_drops_everything():
     with pytest.raises(ValueError, match="no batch at all"):
         data.to_dataset(np.zeros((3, 2)), batch_size=4, drop_remainder=True)
+
+
+def test_pad_images_centres_each_image_and_explains_bad_sizes():
+    images = np.arange(2 * 28 * 28, dtype=np.float32).reshape(2, 28, 28)
+    padded = data.pad_images(images, size=32, value=-1.0)
+    assert padded.shape == (2, 32, 32)
+    np.testing.assert_array_equal(padded[:, 2:30, 2:30], images)
+    assert np.all(padded[:, :2] == -1.0) and np.all(padded[:, :, -2:] == -1.0)
+    assert data.pad_images(images[..., None], size=30).shape == (2, 30, 30, 1)
+    with pytest.raises(ValueError, match="evenly"):
+        data.pad_images(images, size=31)
+    with pytest.raises(ValueError, match="evenly"):
+        data.pad_images(images, size=20)
+    with pytest.raises(ValueError, match="square"):
+        data.pad_images(np.zeros((2, 28, 20)))

@@ -231,3 +231,81 @@ def test_mapping_network_has_eight_slow_equalised_layers_and_ignores_z_scale(tmp
     mapping.save(tmp_path / "mapping.keras")
     reloaded = keras.saving.load_model(tmp_path / "mapping.keras", safe_mode=True)
     np.testing.assert_allclose(reloaded(z), mapping(z), rtol=1e-5)
+
+
+def _leaky(x):
+    return np.where(x > 0, x, 0.2 * x)
+
+
+def _adain(layer, maps, w):
+    kernel, bias = np.asarray(layer.style_kernel), np.asarray(layer.style_bias)
+    style = w @ kernel + bias
+    channels = maps.shape[-1]
+    normalised = (maps - maps.mean(axis=(1, 2), keepdims=True)) / np.sqrt(
+        maps.var(axis=(1, 2), keepdims=True) + 1e-5)
+    return style[:, None, None, :channels] * normalised + style[:, None, None, channels:]
+
+
+def _randomise(block, seed):
+    rng = np.random.default_rng(seed)
+    for weight in block.weights:
+        weight.assign(rng.normal(size=weight.shape).astype("float32"))
+
+
+def test_synthesis_block_from_the_constant_follows_the_stylegan_recipe():
+    block = layers.SynthesisBlock(3, start_from_constant=True)
+    w = _feature_maps(18, shape=(2, 5))
+    assert np.asarray(block(w)).shape == (2, 4, 4, 3)
+    assert np.all(np.asarray(block.constant) == 1.0)  # StyleGAN starts from ones
+    _randomise(block, 19)
+    for noise in block.noises:
+        noise.noise_scale.assign(np.zeros(3, "float32"))  # silent noise: a deterministic block
+    constant = np.broadcast_to(np.asarray(block.constant), (2, 4, 4, 3))
+    maps = _adain(block.adains[0], _leaky(constant), w)
+    conv = block.second_conv
+    maps = np.asarray(conv(maps))  # EqualizedConv2D is checked against its formula above
+    expected = _adain(block.adains[1], _leaky(maps), w)
+    np.testing.assert_allclose(block(w), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_synthesis_block_upsamples_then_styles_and_same_w_gives_same_image():
+    block = layers.SynthesisBlock(2)
+    maps, w = _feature_maps(20, shape=(1, 4, 4, 3)), _feature_maps(21, shape=(1, 6))
+    assert np.asarray(block([maps, w])).shape == (1, 8, 8, 2)
+    _randomise(block, 22)
+    for noise in block.noises:
+        noise.noise_scale.assign(np.zeros(2, "float32"))
+    upsampled = maps.repeat(2, axis=1).repeat(2, axis=2)
+    first = np.asarray(block.first_conv(upsampled))
+    first = _adain(block.adains[0], _leaky(first), w)
+    expected = _adain(block.adains[1], _leaky(np.asarray(block.second_conv(first))), w)
+    np.testing.assert_allclose(block([maps, w]), expected, rtol=1e-4, atol=1e-4)
+
+    start = layers.SynthesisBlock(4, start_from_constant=True)
+    same = np.repeat(_feature_maps(23, shape=(1, 6)), 3, axis=0)
+    out = np.asarray(start(same))
+    np.testing.assert_array_equal(out[0], out[1])  # noise starts silent: only w matters
+    for noise in start.noises:
+        noise.noise_scale.assign(np.ones(4, "float32"))
+    out = np.asarray(start(same))
+    assert not np.allclose(out[0], out[1])  # once it is heard, noise varies the details
+
+
+def test_synthesis_block_errors_and_reload(tmp_path):
+    with pytest.raises(ValueError, match="at least 1"):
+        layers.SynthesisBlock(0)
+    with pytest.raises(ValueError, match=r"\[feature_maps, w\]"):
+        layers.SynthesisBlock(2)(_feature_maps(shape=(2, 4, 4, 3)))
+    with pytest.raises(ValueError, match=r"\(batch, w_dim\)"):
+        layers.SynthesisBlock(2, start_from_constant=True)(_feature_maps(shape=(2, 4, 4, 3)))
+    w_in = keras.Input((6,))
+    maps = layers.SynthesisBlock(4, start_from_constant=True, seed=1)(w_in)
+    model = keras.Model(w_in, layers.SynthesisBlock(2, seed=3)([maps, w_in]))
+    assert model.output_shape == (None, 8, 8, 2)
+    for block in model.layers[1:]:
+        _randomise(block, 24)
+    model.save(tmp_path / "synthesis.keras")
+    reloaded = keras.saving.load_model(tmp_path / "synthesis.keras", safe_mode=True)
+    for saved, loaded in zip(model.weights, reloaded.weights, strict=True):
+        np.testing.assert_array_equal(saved, loaded)
+    assert [block.seed for block in reloaded.layers[1:]] == [1, 3]

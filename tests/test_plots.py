@@ -165,3 +165,29 @@ def test_class_shares_heatmap_labels_every_cell_and_checks_shapes():
     assert [t.get_text() for t in ax.get_yticklabels()] == ["real", "fake"]
     with pytest.raises(ValueError, match="rows, classes"):
         plots.plot_class_shares(shares, ["only one row"], ["a", "b", "c"])
+
+
+def test_image_rows_label_each_row_and_need_rows():
+    rows = {"4x4": np.zeros((3, 4, 4)), "8x8": np.ones((2, 8, 8))}
+    fig = plots.plot_image_rows(rows, title="growth")
+    axes = np.array(fig.axes).reshape(2, 3)
+    assert [ax.get_ylabel() for ax in axes[:, 0]] == ["4x4", "8x8"]
+    assert [len(ax.images) for ax in axes.flat] == [1, 1, 1, 1, 1, 0]
+    plt.close(fig)
+    with pytest.raises(ValueError, match="at least one"):
+        plots.plot_image_rows({})
+
+
+def test_style_mixing_table_puts_sources_on_the_edges():
+    rows, columns = np.full((2, 4, 4), -1.0), np.full((3, 4, 4), 1.0)
+    mixed = np.zeros((2, 3, 4, 4))
+    mixed[1, 2] = 0.5
+    fig = plots.plot_style_mixing(rows, columns, mixed)
+    axes = np.array(fig.axes).reshape(3, 4)
+    assert len(axes[0, 0].images) == 0
+    assert axes[0, 3].images[0].get_array().mean() == 1.0  # a column source
+    assert axes[2, 0].images[0].get_array().mean() == -1.0  # a row source
+    assert axes[2, 3].images[0].get_array().mean() == 0.5  # mixed[1, 2]
+    plt.close(fig)
+    with pytest.raises(ValueError, match="rows, columns"):
+        plots.plot_style_mixing(rows, columns, np.zeros((3, 2, 4, 4)))

@@ -85,3 +85,30 @@ def test_gan_progress_needs_a_generator():
     progress.set_model(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
     with pytest.raises(AttributeError, match="generator"):
         progress.on_epoch_end(0)
+
+
+def test_fade_in_schedule_raises_alpha_linearly_across_compiled_steps():
+    from course_utils.layers import FadeIn
+    from course_utils.training import FadeInSchedule
+
+    old_in, new_in = keras.Input((1,)), keras.Input((1,))
+    fade = FadeIn(name="fade")
+    blended = keras.layers.Dense(1)(fade([old_in, new_in]))
+    model = keras.Model([old_in, new_in], blended)
+    model.compile(optimizer="sgd", loss="mse", steps_per_execution=4)
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(float(fade.alpha.numpy()))
+
+    ones = np.ones((32, 1), "float32")
+    schedule = FadeInSchedule([fade, None], fade_steps=16)
+    model.fit([ones, ones], ones, batch_size=1, epochs=2, verbose=0, callbacks=[schedule, Record()])
+    # 32 steps per epoch, reported every 4 steps: alpha 4/16, 8/16, ... then stays at 1.
+    assert seen[:5] == [0.25, 0.5, 0.75, 1.0, 1.0]
+    assert len(seen) == 16 and seen[-1] == 1.0
+    FadeInSchedule([fade], fade_steps=0).on_train_begin()
+    assert float(fade.alpha.numpy()) == 1.0
+    with pytest.raises(ValueError, match="0 or more"):
+        FadeInSchedule([fade], fade_steps=-1)
