@@ -28,14 +28,16 @@ BATCH_SIZE = 32
 COMPILE_OPTIONS = {"jit_compile": True, "steps_per_execution": 16}
 
 
-def load_tagged_cells(path: Path, tags) -> dict:
-    """Execute a notebook's cells carrying the given tags, in order; return their namespace."""
+def load_tagged_cells(path: Path, tags, namespace=None) -> dict:
+    """Execute a notebook's cells carrying the given tags, in order; return their namespace.
+
+    `namespace` supplies names the cells expect from earlier cells (imports, constants)."""
     import keras
     import tensorflow as tf
     from keras import ops
 
     cells = nbformat.read(path, as_version=4).cells
-    namespace = {"keras": keras, "tf": tf, "ops": ops}
+    namespace = {"keras": keras, "tf": tf, "ops": ops, **(namespace or {})}
     for tag in tags:
         tagged = [cell for cell in cells if tag in cell.metadata.get("tags", [])]
         if len(tagged) != 1:

@@ -1,0 +1,122 @@
+"""Notebook 11's growing StyleGAN: the networks at every stage, the fade-in's starting point, the
+R1 penalty against its formula, and one real training step on a faded-in stage."""
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from gan_speed import load_tagged_cells
+from keras import ops
+
+from course_utils import layers, training
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / (
+    "11_progressive_growing_and_stylegan.ipynb"
+)
+CODINGS_SIZE = 8
+GENERATOR_FILTERS = {4: 8, 8: 8, 16: 4, 32: 4}
+DISCRIMINATOR_FILTERS = {32: 4, 16: 4, 8: 8, 4: 8}
+
+
+@pytest.fixture(scope="module")
+def notebook():
+    constants = {"layers": layers, "training": training, "CODINGS_SIZE": CODINGS_SIZE,
+                 "W_DIM": CODINGS_SIZE}
+    return load_tagged_cells(NOTEBOOK, ["stylegan-networks", "stylegan-loss"], constants)
+
+
+@pytest.fixture()
+def networks(notebook):
+    keras.utils.set_random_seed(0)
+    return notebook["GrowingStyleGAN"](GENERATOR_FILTERS, DISCRIMINATOR_FILTERS, seed=0)
+
+
+def _codings(n=3, seed=1):
+    return np.random.default_rng(seed).normal(size=(n, CODINGS_SIZE)).astype("float32")
+
+
+def test_every_stage_has_the_right_shapes_and_reuses_the_earlier_layers(networks):
+    previous = None
+    for resolution in (4, 8, 16, 32):
+        generator, generator_fade = networks.generator(resolution)
+        discriminator, discriminator_fade = networks.discriminator(resolution)
+        images = np.asarray(generator(_codings()))
+        assert images.shape == (3, resolution, resolution, 1)
+        assert np.asarray(discriminator(images)).shape == (3, 1)
+        assert (generator_fade is None) == (discriminator_fade is None) == (resolution == 4)
+        weights = {id(w) for w in generator.trainable_weights + discriminator.trainable_weights}
+        if previous is not None:
+            # Growing adds weights and keeps every earlier one, except the 1x1 "to image" and
+            # "from image" layers of two stages back, which no path uses any more.
+            dropped = {id(w) for r in (resolution // 4,) if r in networks.to_image
+                       for w in networks.to_image[r].weights + networks.from_image[r].weights}
+            assert previous - dropped < weights
+            assert len(previous & dropped) == (0 if resolution == 8 else 4)
+        previous = weights
+
+
+def test_a_new_stage_starts_exactly_where_the_previous_one_ended(networks):
+    # Noise scales start at 0, so the networks are deterministic here.
+    small_generator, _ = networks.generator(4)
+    grown_generator, fade = networks.generator(8)
+    small = np.asarray(small_generator(_codings()))
+    np.testing.assert_allclose(grown_generator(_codings()), small.repeat(2, 1).repeat(2, 2),
+                               rtol=1e-5, atol=1e-6)
+    fade.set_alpha(1.0)
+    assert not np.allclose(grown_generator(_codings()), small.repeat(2, 1).repeat(2, 2))
+
+    small_discriminator, _ = networks.discriminator(4)
+    grown_discriminator, _ = networks.discriminator(8)
+    images = np.random.default_rng(2).normal(size=(4, 8, 8, 1)).astype("float32")
+    shrunk = images.reshape(4, 4, 2, 4, 2, 1).mean(axis=(2, 4))
+    np.testing.assert_allclose(grown_discriminator(images), small_discriminator(shrunk),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_the_discriminator_loss_adds_the_r1_penalty_of_the_formula(notebook):
+    real_images = np.random.default_rng(3).uniform(-1, 1, (5, 4, 4, 1)).astype("float32")
+    # A generator that always draws the same image, and a linear discriminator D(x) = a.x + b,
+    # whose input gradient is a for every image: R1 = |a|^2.
+    generator = keras.Sequential([keras.Input((CODINGS_SIZE,)),
+                                  keras.layers.Dense(16, kernel_initializer="zeros",
+                                                     bias_initializer="ones"),
+                                  keras.layers.Reshape((4, 4, 1))])
+    discriminator = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+                                      keras.layers.Dense(1)])
+    slope = np.asarray(discriminator.layers[-1].kernel).ravel()
+    bias = float(np.asarray(discriminator.layers[-1].bias)[0])
+    for r1_weight in (0.0, 3.0):
+        gan = notebook["StyleGAN"](generator, discriminator, CODINGS_SIZE, r1_weight=r1_weight)
+        gan.compile(d_optimizer=keras.optimizers.SGD(0.0), g_optimizer=keras.optimizers.SGD(0.0))
+
+        def bce_on_logits(label, logits):
+            return np.mean(np.logaddexp(0, logits) - label * logits)
+
+        on_reals = real_images.reshape(5, -1) @ slope + bias
+        on_fakes = np.full(5, slope.sum() + bias)
+        expected = (bce_on_logits(0, on_fakes) + bce_on_logits(1, on_reals)) / 2
+        expected += r1_weight / 2 * np.sum(slope**2)
+        loss = float(gan.train_discriminator(ops.convert_to_tensor(real_images)))
+        assert loss == pytest.approx(expected, rel=1e-4)
+
+
+def test_one_compiled_step_on_a_fading_stage_trains_both_networks(notebook, networks):
+    generator, generator_fade = networks.generator(8)
+    discriminator, discriminator_fade = networks.discriminator(8)
+    gan = notebook["StyleGAN"](generator, discriminator, CODINGS_SIZE, seed=0, r1_weight=1.0)
+    gan.compile(d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.0, beta_2=0.99),
+                g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.0, beta_2=0.99),
+                steps_per_execution=2)
+    before = [np.asarray(w).copy() for w in generator.trainable_weights
+              + discriminator.trainable_weights]
+    images = np.random.default_rng(4).uniform(-1, 1, (8, 8, 8, 1)).astype("float32")
+    schedule = training.FadeInSchedule([generator_fade, discriminator_fade], fade_steps=4)
+    history = gan.fit(images, batch_size=4, epochs=1, verbose=0, callbacks=[schedule])
+    assert np.isfinite(history.history["d_loss"][-1]) and np.isfinite(history.history["g_loss"][-1])
+    assert float(generator_fade.alpha.numpy()) == float(discriminator_fade.alpha.numpy()) == 0.5
+    after = generator.trainable_weights + discriminator.trainable_weights
+    moved = [not np.array_equal(old, np.asarray(new)) for old, new in zip(before, after,
+                                                                           strict=True)]
+    n_generator = len(generator.trainable_weights)
+    assert any(moved[:n_generator]) and any(moved[n_generator:])
