@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from course_utils import data
+from course_utils import data, metrics
 
 MODEL_DIR_ENV_VAR = "COURSE_MODEL_DIR"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "build" / "models"
@@ -108,8 +108,7 @@ def load_fashion_classifier(run, verbose=True) -> keras.Model:
     return fresh
 
 
-def classify_images(classifier: keras.Model, images, batch_size=256) -> np.ndarray:
-    """The judge's class for each image in [0, 1] (rescale tanh outputs first). Notebooks 9-12."""
+def _check_judge_images(images) -> np.ndarray:
     images = np.asarray(images, dtype="float32")
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
@@ -119,5 +118,24 @@ def classify_images(classifier: keras.Model, images, batch_size=256) -> np.ndarr
         raise ValueError(
             "The judge expects pixels in [0, 1]; rescale tanh outputs first, e.g. (images + 1) / 2."
         )
+    return images
+
+
+def classify_images(classifier: keras.Model, images, batch_size=256) -> np.ndarray:
+    """The judge's class for each image in [0, 1] (rescale tanh outputs first). Notebooks 9-12."""
+    images = _check_judge_images(images)
     probabilities = classifier.predict(images, batch_size=batch_size, verbose=0)
     return np.argmax(probabilities, axis=-1)
+
+
+def judge_features(classifier: keras.Model, images, batch_size=256) -> np.ndarray:
+    """The judge's 128 penultimate ("features" layer) activations per image. Notebook 12."""
+    images = _check_judge_images(images)
+    extractor = keras.Model(classifier.inputs, classifier.get_layer("features").output)
+    return extractor.predict(images, batch_size=batch_size, verbose=0)
+
+
+def domain_fid(classifier: keras.Model, real_images, generated_images) -> float:
+    """Fréchet distance between real and generated images in the judge's feature space. NB 12."""
+    return metrics.frechet_distance(judge_features(classifier, real_images),
+                                    judge_features(classifier, generated_images))

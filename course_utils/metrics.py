@@ -85,3 +85,66 @@ def class_coverage(labels, n_classes=10) -> dict:
         "classes_seen": int(np.sum(shares >= 0.01)),
         "effective_classes": float(np.exp(entropy)),
     }
+
+
+def _symmetric_sqrt(matrix: np.ndarray) -> np.ndarray:
+    # eigh of a symmetric matrix is real and stable; round-off can leave tiny negative
+    # eigenvalues, which are clipped to 0 (a covariance is positive semi-definite).
+    eigenvalues, eigenvectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    return (eigenvectors * np.sqrt(np.clip(eigenvalues, 0, None))) @ eigenvectors.T
+
+
+def frechet_distance_from_statistics(mean_a, cov_a, mean_b, cov_b) -> float:
+    """||m_a - m_b||² + tr(C_a + C_b - 2 (C_a^½ C_b C_a^½)^½), stably (real). Notebook 12.
+
+    The trace of (C_a C_b)^½ equals that of (C_a^½ C_b C_a^½)^½, a symmetric positive
+    semi-definite matrix, so only symmetric eigendecompositions are needed: no complex parts.
+    """
+    mean_a, mean_b = np.asarray(mean_a, np.float64), np.asarray(mean_b, np.float64)
+    cov_a, cov_b = np.asarray(cov_a, np.float64), np.asarray(cov_b, np.float64)
+    size = mean_a.shape[0] if mean_a.ndim == 1 else -1
+    if (mean_a.ndim != 1 or mean_b.shape != mean_a.shape
+            or cov_a.shape != (size, size) or cov_b.shape != (size, size)):
+        raise ValueError(
+            "Expected two means shaped (d,) and two covariances shaped (d, d); got "
+            f"{mean_a.shape}, {cov_a.shape}, {mean_b.shape}, {cov_b.shape}."
+        )
+    root_a = _symmetric_sqrt(cov_a)
+    cross = _symmetric_sqrt(root_a @ cov_b @ root_a)
+    distance = np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a) + np.trace(cov_b)
+    return float(max(distance - 2 * np.trace(cross), 0.0))
+
+
+def frechet_distance(features_a, features_b) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (rows = samples). NB 12."""
+    stats = []
+    for name, features in (("features_a", features_a), ("features_b", features_b)):
+        features = np.asarray(features, np.float64)
+        if features.ndim != 2 or features.shape[0] < 2:
+            raise ValueError(
+                f"{name} must be shaped (samples, features) with at least 2 samples, got "
+                f"{features.shape}."
+            )
+        if not np.all(np.isfinite(features)):
+            raise ValueError(f"{name} contains NaN or infinite values.")
+        stats += [features.mean(axis=0), np.cov(features, rowvar=False)]
+    if stats[0].shape != stats[2].shape:
+        raise ValueError(
+            f"Both feature sets need the same number of features, got {stats[0].shape[0]} "
+            f"and {stats[2].shape[0]}."
+        )
+    return frechet_distance_from_statistics(*stats)
+
+
+def anomaly_auc(normal_scores, anomalous_scores) -> float:
+    """ROC AUC of an anomaly score: the chance an anomaly scores above a normal case. NB 12."""
+    from sklearn.metrics import roc_auc_score
+
+    normal = np.asarray(normal_scores, np.float64).ravel()
+    anomalous = np.asarray(anomalous_scores, np.float64).ravel()
+    if normal.size == 0 or anomalous.size == 0:
+        raise ValueError("anomaly_auc needs at least one normal and one anomalous score.")
+    if not (np.all(np.isfinite(normal)) and np.all(np.isfinite(anomalous))):
+        raise ValueError("Scores must be finite numbers.")
+    labels = np.r_[np.zeros(normal.size), np.ones(anomalous.size)]
+    return float(roc_auc_score(labels, np.r_[normal, anomalous]))

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from course_utils import config, evaluation
+from course_utils import config, evaluation, metrics
 
 
 @pytest.fixture
@@ -95,3 +95,21 @@ def test_classify_images_accepts_channel_axis_and_returns_argmax():
 def test_classify_images_rejects_wrong_shapes_and_ranges(images, message):
     with pytest.raises(ValueError, match=message):
         evaluation.classify_images(_FixedClassifier(), images)
+
+
+def test_judge_features_come_from_the_128_unit_layer_and_feed_the_fid():
+    keras.utils.set_random_seed(0)
+    judge = evaluation.build_fashion_classifier()
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 1, (64, 28, 28)).astype("float32")
+    features = evaluation.judge_features(judge, images[..., None])
+    assert features.shape == (64, 128)
+    expected = keras.Model(judge.inputs, judge.get_layer("features").output)(images)
+    np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-6)
+    assert evaluation.domain_fid(judge, images, images) == pytest.approx(0.0, abs=1e-6)
+    darker = evaluation.domain_fid(judge, images, images * 0.2)
+    assert darker > 0
+    assert darker == pytest.approx(
+        metrics.frechet_distance(features, evaluation.judge_features(judge, images * 0.2)))
+    with pytest.raises(ValueError, match="rescale tanh"):
+        evaluation.domain_fid(judge, images, images * 2 - 1)

@@ -145,3 +145,70 @@ def test_class_coverage_counts_a_class_from_one_percent():
 def test_class_coverage_rejects_bad_labels(labels, message):
     with pytest.raises(ValueError, match=message):
         metrics.class_coverage(labels)
+
+
+def _random_covariance(rng, size):
+    factor = rng.normal(size=(size, size))
+    return factor @ factor.T + 0.1 * np.eye(size)
+
+
+def test_frechet_distance_of_a_distribution_with_itself_is_zero():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(500, 6)) @ rng.normal(size=(6, 6))
+    assert metrics.frechet_distance(features, features) == pytest.approx(0.0, abs=1e-8)
+    cov = _random_covariance(rng, 5)
+    assert metrics.frechet_distance_from_statistics(np.ones(5), cov, np.ones(5), cov) == (
+        pytest.approx(0.0, abs=1e-8))
+
+
+def test_frechet_distance_matches_the_closed_form_for_gaussians():
+    # Diagonal covariances commute: the distance is |m_a - m_b|² + sum (s_a - s_b)².
+    mean_a, mean_b = np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 0.0])
+    std_a, std_b = np.array([1.0, 2.0, 0.5]), np.array([3.0, 2.0, 1.5])
+    expected = 1 + 0 + 4 + (2**2 + 0 + 1**2)
+    assert metrics.frechet_distance_from_statistics(
+        mean_a, np.diag(std_a**2), mean_b, np.diag(std_b**2)) == pytest.approx(expected)
+    # General covariances: against the textbook formula with scipy's matrix square root.
+    from scipy.linalg import sqrtm
+
+    rng = np.random.default_rng(1)
+    cov_a, cov_b = _random_covariance(rng, 4), _random_covariance(rng, 4)
+    mean_a, mean_b = rng.normal(size=4), rng.normal(size=4)
+    textbook = (np.sum((mean_a - mean_b) ** 2)
+                + np.trace(cov_a + cov_b - 2 * np.real(sqrtm(cov_a @ cov_b))))
+    assert metrics.frechet_distance_from_statistics(mean_a, cov_a, mean_b, cov_b) == (
+        pytest.approx(textbook, rel=1e-6))
+
+
+def test_frechet_distance_of_samples_approaches_the_population_value():
+    rng = np.random.default_rng(2)
+    a = rng.normal(0.0, 1.0, size=(20_000, 2))
+    b = rng.normal([2.0, 0.0], [1.0, 3.0], size=(20_000, 2))
+    assert metrics.frechet_distance(a, b) == pytest.approx(4 + 0 + 4, rel=0.03)
+
+
+def test_frechet_distance_survives_a_singular_covariance_and_explains_bad_input():
+    rng = np.random.default_rng(3)
+    flat = np.c_[rng.normal(size=(100, 1)), np.zeros((100, 1))]  # one feature never varies
+    value = metrics.frechet_distance(flat, flat + [0.0, 1.0])
+    assert np.isfinite(value) and value == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(ValueError, match="same number of features"):
+        metrics.frechet_distance(np.zeros((5, 3)), np.zeros((5, 4)))
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        metrics.frechet_distance(np.zeros((1, 3)), np.zeros((5, 3)))
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.frechet_distance(np.full((5, 3), np.nan), np.zeros((5, 3)))
+    with pytest.raises(ValueError, match=r"\(d, d\)"):
+        metrics.frechet_distance_from_statistics(np.zeros(3), np.eye(2), np.zeros(3), np.eye(3))
+
+
+def test_anomaly_auc_on_known_rankings():
+    assert metrics.anomaly_auc([0.1, 0.2, 0.3], [0.4, 0.5]) == 1.0
+    assert metrics.anomaly_auc([0.4, 0.5], [0.1, 0.2, 0.3]) == 0.0
+    # Anomaly 0.25 beats 2 of 3 normals, anomaly 0.35 beats 3: (2 + 3) / (3 * 2) pairs.
+    assert metrics.anomaly_auc([0.1, 0.2, 0.3], [0.25, 0.35]) == pytest.approx(5 / 6)
+    assert metrics.anomaly_auc([0.5, 0.5], [0.5]) == 0.5  # ties count half
+    with pytest.raises(ValueError, match="at least one"):
+        metrics.anomaly_auc([], [0.5])
+    with pytest.raises(ValueError, match="finite"):
+        metrics.anomaly_auc([np.inf], [0.5])
