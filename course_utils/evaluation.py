@@ -131,7 +131,7 @@ def classify_images(classifier: keras.Model, images, batch_size=256) -> np.ndarr
 def judge_features(classifier: keras.Model, images, batch_size=256) -> np.ndarray:
     """The judge's 128 penultimate ("features" layer) activations per image. Notebook 12."""
     images = _check_judge_images(images)
-    extractor = keras.Model(classifier.input, classifier.get_layer("features").output)
+    extractor = keras.Model(classifier.inputs[0], classifier.get_layer("features").output)
     return extractor.predict(images, batch_size=batch_size, verbose=0)
 
 

@@ -104,7 +104,7 @@ def test_judge_features_come_from_the_128_unit_layer_and_feed_the_fid():
     images = rng.uniform(0, 1, (64, 28, 28)).astype("float32")
     features = evaluation.judge_features(judge, images[..., None])
     assert features.shape == (64, 128)
-    expected = keras.Model(judge.input, judge.get_layer("features").output)(images)
+    expected = keras.Model(judge.inputs[0], judge.get_layer("features").output)(images)
     np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-6)
     assert evaluation.domain_fid(judge, images, images) == pytest.approx(0.0, abs=1e-6)
     darker = evaluation.domain_fid(judge, images, images * 0.2)
