@@ -139,3 +139,43 @@ def domain_fid(classifier: keras.Model, real_images, generated_images) -> float:
     """Fréchet distance between real and generated images in the judge's feature space. NB 12."""
     return metrics.frechet_distance(judge_features(classifier, real_images),
                                     judge_features(classifier, generated_images))
+
+
+# Trained models handed from one notebook to another (notebooks 8-10 publish, 12 loads).
+PUBLISHED_FROM = {
+    "vae_decoder": "08_variational_autoencoder",
+    "gan_generator": "09_generative_adversarial_networks",
+    "dcgan_generator": "10_deep_convolutional_gan",
+}
+
+
+def published_path(name: str, run) -> Path:
+    """Where a notebook's trained model for `run`'s mode is kept. Notebooks 8-12."""
+    if name not in PUBLISHED_FROM:
+        raise ValueError(f"Unknown published model {name!r}; known: {', '.join(PUBLISHED_FROM)}.")
+    return model_dir() / "published" / f"{name}-{run.mode}.keras"
+
+
+def publish_model(model: keras.Model, name: str, run) -> Path:
+    """Save a trained model (atomically, .keras) for a later notebook. Notebooks 8-10."""
+    path = published_path(name, run)
+    _save_atomically(model, path)
+    return path
+
+
+def load_published_model(name: str, run) -> keras.Model:
+    """Reload (safe mode) a model published by an earlier notebook, or explain the fix. NB 12."""
+    path = published_path(name, run)
+    notebook = f"notebooks/{PUBLISHED_FROM[name]}.ipynb"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"No trained {name} for {run.mode} mode at {path}: run {notebook} in {run.mode} "
+            "mode first (its last section saves the model), then re-run this cell."
+        )
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as error:
+        raise ValueError(
+            f"{path} is damaged and did not load ({error}). Run {notebook} in {run.mode} mode "
+            "again to save a fresh copy, then re-run this cell."
+        ) from error

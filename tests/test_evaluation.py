@@ -113,3 +113,25 @@ def test_judge_features_come_from_the_128_unit_layer_and_feed_the_fid():
         metrics.frechet_distance(features, evaluation.judge_features(judge, images * 0.2)))
     with pytest.raises(ValueError, match="rescale tanh"):
         evaluation.domain_fid(judge, images, images * 2 - 1)
+
+
+def test_a_published_model_reloads_in_another_notebook(smoke_run, model_dir):
+    decoder = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4)], name="decoder")
+    path = evaluation.publish_model(decoder, "vae_decoder", smoke_run)
+    assert path == model_dir / "published" / "vae_decoder-smoke.keras"
+    assert not list(path.parent.glob(".tmp-*"))
+    reloaded = evaluation.load_published_model("vae_decoder", smoke_run)
+    codings = np.ones((2, 3), "float32")
+    np.testing.assert_allclose(reloaded(codings), decoder(codings), rtol=1e-6)
+
+
+def test_a_missing_or_damaged_published_model_says_which_notebook_to_run(smoke_run, model_dir):
+    with pytest.raises(FileNotFoundError, match=r"run notebooks/09_generative_adversarial_net"):
+        evaluation.load_published_model("gan_generator", smoke_run)
+    path = evaluation.published_path("dcgan_generator", smoke_run)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match=r"damaged.*10_deep_convolutional_gan"):
+        evaluation.load_published_model("dcgan_generator", smoke_run)
+    with pytest.raises(ValueError, match="Unknown published model"):
+        evaluation.published_path("stylegan", smoke_run)
