@@ -4,7 +4,7 @@ import math
 
 import nbformat
 import pytest
-from benchmark import format_table
+from benchmark import format_quality_table, format_table, plot_times
 from run_notebooks import NotebookRun, execute_notebook, save_outputs
 
 TINY = [
@@ -67,6 +67,21 @@ def test_benchmark_table_has_a_row_per_notebook_and_columns_per_mode(tmp_path):
                         "| default peak (MiB) |")
     assert lines[2] == "| 00_a.ipynb | 1.2 | 512 | 10.0 | 900 |"
     assert lines[3] == "| 01_b.ipynb | FAILED |  |  |  |"
+
+
+def test_benchmark_quality_table_and_time_plot(tmp_path):
+    quality = {"smoke": {"12": {"dcgan_fid": 40.123, "anomaly_auc": 0.5}},
+               "default": {"12": {"dcgan_fid": 9.5}, "02": {"rounded_accuracy": 0.9347}}}
+    lines = format_quality_table(quality).splitlines()
+    assert lines[0] == "| notebook | figure | smoke | default |"
+    assert lines[2:] == ["| 02 | rounded_accuracy |  | 0.9347 |",
+                         "| 12 | anomaly_auc | 0.5 |  |",
+                         "| 12 | dcgan_fid | 40.12 | 9.5 |"]
+    assert "no quality figures" in format_quality_table({"smoke": {}})
+    runs = [NotebookRun(tmp_path / "00_a.ipynb", "smoke", seconds=1.0, peak_mib=1.0),
+            NotebookRun(tmp_path / "00_a.ipynb", "default", seconds=30.0, peak_mib=1.0)]
+    plot_times(runs, tmp_path / "times.png")
+    assert (tmp_path / "times.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_gan_speed_times_both_loops_and_checks_both_train():

@@ -7,9 +7,11 @@
     python tools/benchmark.py --parts gan-speed     # only notebook 9's GAN speed comparison
 
 Times exclude kernel start and the TensorFlow import (see run_notebooks.py). The table is
-printed as Markdown and also written to build/benchmark/notebooks.md; the GAN training-speed
-comparison (gan_speed.py: the compiled train_step against the textbook train_on_batch loop, side
-by side) goes to build/benchmark/gan_speed.md.
+printed as Markdown and also written to build/benchmark/notebooks.md, with a plot of the times
+(notebooks.png) and the quality figures the notebooks recorded during this run
+(`report.record_quality`: PCA angle, reconstruction accuracy, FID, coverage, AUC...). The GAN
+training-speed comparison (gan_speed.py: the compiled train_step against the textbook
+train_on_batch loop, side by side) goes to build/benchmark/gan_speed.md.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 
 from gan_speed import format_gan_speed, measure_gan_speed
 from run_notebooks import (
@@ -29,6 +32,7 @@ from run_notebooks import (
 )
 
 REPORT_DIR = REPO_ROOT / "build" / "benchmark"
+QUALITY_DIR = REPORT_DIR / "quality"
 PARTS = ("notebooks", "gan-speed")
 
 
@@ -54,6 +58,48 @@ def format_table(runs) -> str:
     return "\n".join([header, rule, *rows])
 
 
+def format_quality_table(quality_by_mode) -> str:
+    """A Markdown table: one row per recorded figure, one column per mode."""
+    modes = list(quality_by_mode)
+    keys = sorted({(notebook, name) for figures in quality_by_mode.values()
+                   for notebook, named in figures.items() for name in named})
+    if not keys:
+        return "(no quality figures were recorded)"
+    rows = [f"| notebook | figure | {' | '.join(modes)} |", "|---|---|" + "---:|" * len(modes)]
+    for notebook, name in keys:
+        values = [quality_by_mode[mode].get(notebook, {}).get(name) for mode in modes]
+        cells = ["" if value is None else f"{value:.4g}" for value in values]
+        rows.append(f"| {notebook} | {name} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def plot_times(runs, path) -> None:
+    """Horizontal bars: each notebook's time per mode, on a log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    modes = list(dict.fromkeys(run.mode for run in runs))
+    names = list(dict.fromkeys(run.path.stem for run in runs))
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(names) * len(modes) + 1.2))
+    height = 0.8 / len(modes)
+    for index, mode in enumerate(modes):
+        seconds = {run.path.stem: run.seconds for run in runs if run.mode == mode and run.ok}
+        positions = np.arange(len(names)) + index * height
+        ax.barh(positions, [seconds.get(name, 0.0) for name in names], height=height,
+                label=f"{mode} mode")
+    ax.set_yticks(np.arange(len(names)) + 0.4 - height / 2, names)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("execution time (s, log scale)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modes", nargs="+", choices=MODES, default=["smoke", "default"])
@@ -68,6 +114,12 @@ def main(argv: list[str] | None = None) -> int:
 
     runs = []
     if "notebooks" in args.parts:
+        # The notebooks' kernels inherit this: each records its figures here, fresh per run.
+        from course_utils import report
+
+        os.environ[report.QUALITY_DIR_ENV_VAR] = str(QUALITY_DIR)
+        for mode in args.modes:
+            shutil.rmtree(QUALITY_DIR / mode, ignore_errors=True)
         for mode in args.modes:
             for path in list_notebooks(args.notebooks):
                 run = execute_notebook(path, mode)
@@ -76,9 +128,12 @@ def main(argv: list[str] | None = None) -> int:
                     save_outputs(run, BUILD_DIR / mode)
                 result = f"{run.seconds:.1f} s, {run.peak_mib:.0f} MiB" if run.ok else run.error
                 print(f"[{mode}] {path.name}: {result}", flush=True)
-        report = f"Notebook benchmark on {machine}\n\n{format_table(runs)}\n"
-        (REPORT_DIR / "notebooks.md").write_text(report, encoding="utf-8")
-        print("\n" + report, flush=True)
+        quality = format_quality_table({mode: report.load_quality(mode) for mode in args.modes})
+        text = (f"Notebook benchmark on {machine}\n\n{format_table(runs)}\n\n"
+                f"Quality figures recorded by the notebooks\n\n{quality}\n")
+        (REPORT_DIR / "notebooks.md").write_text(text, encoding="utf-8")
+        plot_times(runs, REPORT_DIR / "notebooks.png")
+        print("\n" + text, flush=True)
 
     if "gan-speed" in args.parts:
         speed = format_gan_speed(measure_gan_speed())

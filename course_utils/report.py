@@ -1,0 +1,74 @@
+"""Headline quality figures that notebooks record, for the benchmark report (tools/benchmark.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+QUALITY_DIR_ENV_VAR = "COURSE_QUALITY_DIR"
+DEFAULT_QUALITY_DIR = Path(__file__).resolve().parent.parent / "build" / "quality"
+
+
+def quality_dir() -> Path:
+    """Where recorded figures go: $COURSE_QUALITY_DIR, else build/quality. Notebooks 1-12."""
+    return Path(os.environ.get(QUALITY_DIR_ENV_VAR) or DEFAULT_QUALITY_DIR)
+
+
+def _check_figures(figures: dict) -> dict[str, float]:
+    if not figures:
+        raise ValueError("record_quality needs at least one figure, e.g. dcgan_fid=12.3.")
+    checked = {}
+    for name, value in figures.items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise TypeError(f"Figure {name!r} must be a number, got {value!r}.") from None
+        if not math.isfinite(number):
+            raise ValueError(f"Figure {name!r} is {number}; only finite numbers are recorded.")
+        checked[name] = number
+    return checked
+
+
+def record_quality(notebook: str, run, **figures) -> dict[str, float]:
+    """Save (atomically) and print a notebook's headline quality figures. Notebooks 1-12."""
+    if not (isinstance(notebook, str) and len(notebook) == 2 and notebook.isdigit()):
+        raise ValueError(f'notebook must be its two-digit number, e.g. "12"; got {notebook!r}.')
+    figures = _check_figures(figures)
+    path = quality_dir() / run.mode / f"{notebook}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    recorded = load_notebook_quality(path)
+    recorded.update(figures)  # a notebook may record in several cells; the newest value wins
+    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            json.dump(recorded, file, indent=1, sort_keys=True)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    print("Recorded for the benchmark report: "
+          + ", ".join(f"{name} = {value:.4g}" for name, value in figures.items()))
+    return recorded
+
+
+def load_notebook_quality(path: Path) -> dict[str, float]:
+    """The figures in one notebook's file ({} if there is none). Used by tools/benchmark.py."""
+    if not path.exists():
+        return {}
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not a readable quality record ({error}); delete it and "
+                         "re-run its notebook.") from error
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path} should hold a JSON object of figures; delete it and re-run.")
+    return _check_figures(loaded) if loaded else {}
+
+
+def load_quality(mode: str) -> dict[str, dict[str, float]]:
+    """Every notebook's recorded figures for one run mode, keyed by notebook number."""
+    directory = quality_dir() / mode
+    return {path.stem: load_notebook_quality(path) for path in sorted(directory.glob("*.json"))}

@@ -1,0 +1,47 @@
+"""Quality figures recorded by notebooks for the benchmark report."""
+
+import json
+
+import numpy as np
+import pytest
+
+from course_utils import config, report
+
+
+@pytest.fixture
+def quality_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv(report.QUALITY_DIR_ENV_VAR, str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def smoke_run():
+    return config.RunSettings(mode="smoke", seed=42)
+
+
+def test_figures_are_saved_per_mode_merged_and_printed(quality_dir, smoke_run, capsys):
+    report.record_quality("12", smoke_run, dcgan_fid=np.float32(12.5), anomaly_auc=0.9)
+    report.record_quality("12", smoke_run, anomaly_auc=0.95)
+    report.record_quality("02", smoke_run, rounded_accuracy=0.93)
+    saved = json.loads((quality_dir / "smoke" / "12.json").read_text())
+    assert saved == {"dcgan_fid": 12.5, "anomaly_auc": 0.95}
+    assert report.load_quality("smoke") == {"02": {"rounded_accuracy": 0.93}, "12": saved}
+    assert report.load_quality("default") == {}
+    assert "anomaly_auc = 0.95" in capsys.readouterr().out
+    assert not list((quality_dir / "smoke").glob(".tmp-*"))
+
+
+def test_bad_figures_and_damaged_records_are_explained(quality_dir, smoke_run):
+    with pytest.raises(ValueError, match="two-digit"):
+        report.record_quality("12_eval", smoke_run, fid=1.0)
+    with pytest.raises(ValueError, match="at least one"):
+        report.record_quality("12", smoke_run)
+    with pytest.raises(ValueError, match="finite"):
+        report.record_quality("12", smoke_run, fid=float("nan"))
+    with pytest.raises(TypeError, match="must be a number"):
+        report.record_quality("12", smoke_run, fid="low")
+    damaged = quality_dir / "smoke" / "03.json"
+    damaged.parent.mkdir()
+    damaged.write_text("{not json")
+    with pytest.raises(ValueError, match="delete it and re-run"):
+        report.load_quality("smoke")
