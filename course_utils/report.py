@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -15,6 +16,14 @@ DEFAULT_QUALITY_DIR = Path(__file__).resolve().parent.parent / "build" / "qualit
 def quality_dir() -> Path:
     """Where recorded figures go: $COURSE_QUALITY_DIR, else build/quality. Notebooks 1-12."""
     return Path(os.environ.get(QUALITY_DIR_ENV_VAR) or DEFAULT_QUALITY_DIR)
+
+
+def figure_name(*parts) -> str:
+    """A figure's key from readable parts: ("MSE", "plain AE") -> "mse_plain_ae". NB 1-12."""
+    words = re.findall(r"[a-z0-9]+", " ".join(str(part) for part in parts).lower())
+    if not words:
+        raise ValueError(f"A figure name needs letters or digits, got {parts!r}.")
+    return "_".join(words)
 
 
 def _check_figures(figures: dict) -> dict[str, float]:

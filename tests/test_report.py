@@ -45,3 +45,12 @@ def test_bad_figures_and_damaged_records_are_explained(quality_dir, smoke_run):
     damaged.write_text("{not json")
     with pytest.raises(ValueError, match="delete it and re-run"):
         report.load_quality("smoke")
+
+
+def test_figure_names_are_lowercase_words_joined_by_underscores():
+    assert report.figure_name("MSE", "plain AE", "on", "pixels dropped") == (
+        "mse_plain_ae_on_pixels_dropped")
+    assert report.figure_name("effective classes", "GAN (notebook 9)") == (
+        "effective_classes_gan_notebook_9")
+    with pytest.raises(ValueError, match="letters or digits"):
+        report.figure_name("--", "")
