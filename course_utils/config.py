@@ -21,6 +21,7 @@ MODE_DESCRIPTIONS = {
     "book": "book scale: full data and epochs, meant for a GPU",
 }
 MODES = tuple(MODE_DESCRIPTIONS)
+RETRAIN_ENV_VAR = "COURSE_RETRAIN"
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class RunSettings:
 
     mode: str
     seed: int
+    retrain: bool = False  # True: train again instead of reloading saved models (checkpoints)
 
     @property
     def is_smoke(self) -> bool:
@@ -60,6 +62,23 @@ def resolve_mode(mode: str | None = None) -> str:
             f"{MODE_ENV_VAR}=default before starting Jupyter."
         )
     return normalised
+
+
+def resolve_retrain(retrain: bool | None = None) -> bool:
+    """Return the retrain switch: the argument, else $COURSE_RETRAIN (1/true/yes), else False."""
+    if retrain is not None:
+        if not isinstance(retrain, bool):
+            raise TypeError(f"RETRAIN must be True, False or None; got {retrain!r}.")
+        return retrain
+    value = os.environ.get(RETRAIN_ENV_VAR, "").strip().lower()
+    if value in {"", "0", "false", "no"}:
+        return False
+    if value in {"1", "true", "yes"}:
+        return True
+    raise ValueError(
+        f"{RETRAIN_ENV_VAR}={value!r} is not understood: use 1 (train again) or 0 (reload "
+        "saved models), or set RETRAIN = True in the notebook's first cell."
+    )
 
 
 def seed_everything(seed: int) -> None:
@@ -135,9 +154,12 @@ def gpu_count() -> int:
     return len(tf.config.list_physical_devices("GPU"))
 
 
-def setup(mode: str | None = None, seed: int = 42, *, plots: bool = True) -> RunSettings:
-    """Resolve the mode, seed everything, silence logs, set plot defaults. Every notebook."""
-    settings = RunSettings(mode=resolve_mode(mode), seed=int(seed))
+def setup(
+    mode: str | None = None, seed: int = 42, *, retrain: bool | None = None, plots: bool = True
+) -> RunSettings:
+    """Resolve mode and retrain switch, seed, silence logs, set plot defaults. Every notebook."""
+    settings = RunSettings(mode=resolve_mode(mode), seed=int(seed),
+                           retrain=resolve_retrain(retrain))
     quiet_tensorflow()
     seed_everything(settings.seed)
     if plots:

@@ -122,6 +122,24 @@ class GanProgress(keras.callbacks.Callback):
         if self.show is not None:
             self.show(images, epoch + 1)
 
+    def saved_arrays(self):
+        """The snapshots as arrays, for checkpoints.train_once to save with the model."""
+        if not self.snapshots:
+            return {}
+        epochs, images = zip(*self.snapshots, strict=True)
+        return {"epochs": np.asarray(epochs, dtype="int64"), "images": np.stack(images)}
+
+    def restore_arrays(self, arrays):
+        """Put back saved snapshots (and show the last one) when a trained GAN is reloaded."""
+        if not arrays:
+            self.snapshots = []
+            return
+        self.snapshots = [(int(epoch), images)
+                          for epoch, images in zip(arrays["epochs"], arrays["images"], strict=True)]
+        if self.show is not None:
+            epoch, images = self.snapshots[-1]
+            self.show(images, epoch)
+
 
 # --- Copied from notebook 9 (cell tagged "gan-model"); a test keeps the two identical. ---
 class GAN(keras.Model):
