@@ -122,7 +122,8 @@ def test_array_settings_are_keyed_by_content():
     model = build_autoencoder()
     codings = np.zeros((5, 3), dtype="float32")
     key = checkpoints.training_key(model, Calls(model), settings={"codings": codings})
-    assert key == checkpoints.training_key(model, Calls(model), settings={"codings": codings.copy()})
+    same = checkpoints.training_key(model, Calls(model), settings={"codings": codings.copy()})
+    assert key == same
     codings[2, 1] = 1.0
     assert key != checkpoints.training_key(model, Calls(model), settings={"codings": codings})
 
@@ -238,10 +239,13 @@ def test_kept_records_are_saved_and_restored(run, model_dir):
 
 def test_gan_progress_snapshots_round_trip():
     shown = []
-    progress = training.GanProgress(np.zeros((3, 2)), show=lambda images, epoch: shown.append(epoch))
+    def show(images, epoch):
+        shown.append(epoch)
+
+    progress = training.GanProgress(np.zeros((3, 2)), show=show)
     progress.snapshots = [(1, np.zeros((3, 28, 28))), (2, np.ones((3, 28, 28)))]
     arrays = progress.saved_arrays()
-    restored = training.GanProgress(np.zeros((3, 2)), show=lambda images, epoch: shown.append(epoch))
+    restored = training.GanProgress(np.zeros((3, 2)), show=show)
     restored.restore_arrays(arrays)
     assert [epoch for epoch, _ in restored.snapshots] == [1, 2]
     np.testing.assert_array_equal(restored.snapshots[1][1], np.ones((3, 28, 28)))

@@ -35,7 +35,11 @@ def test_notebook_has_one_visible_mode_switch_and_the_smoke_check(path):
     cells = _read(path).cells
     parameters = [cell for cell in cells if "parameters" in cell.metadata.get("tags", [])]
     assert len(parameters) == 1
-    assert re.fullmatch(r'COURSE_MODE = None\s*#.*', parameters[0].source.strip())
+    switches = parameters[0].source.strip().splitlines()
+    assert re.fullmatch(r'COURSE_MODE = None\s*#.*', switches[0])
+    if any("checkpoints.train_once(" in cell.source for cell in cells):
+        assert len(switches) == 2 and re.fullmatch(r"RETRAIN = None\s*#.*", switches[1])
+        assert any("config.setup(COURSE_MODE, retrain=RETRAIN)" in cell.source for cell in cells)
     checked = [cell for cell in cells if CHECKED_TAG in cell.metadata.get("tags", [])]
     assert len(checked) == 1
     stored = "".join(output.get("text", "") for output in checked[0].outputs)
