@@ -84,6 +84,36 @@ def _describe_value(value: Any) -> Any:
     )
 
 
+def _architecture(model: keras.layers.Layer) -> Any:
+    """The model's config without auto-numbered names; layer by layer if it refuses a config."""
+    try:
+        return _without_names(json.loads(model.to_json() if isinstance(model, keras.Model)
+                                          else json.dumps(model.get_config(), default=str)))
+    except NotImplementedError:  # e.g. a tied layer, which refuses a config it could not honour
+        pass
+    sublayers = getattr(model, "layers", None)
+    return {
+        "class": type(model).__qualname__,
+        "layers": [_architecture(layer) for layer in sublayers] if sublayers is not None else None,
+        "weights": [list(weight.shape) for weight in model.weights],
+        "code": _own_methods_source(model),
+        "attributes": {key: _describe_attribute(value) for key, value in sorted(vars(model).items())
+                       if not key.startswith("_") and key not in VOLATILE_ATTRIBUTES
+                       and _describe_attribute(value) is not None},
+    }
+
+
+VOLATILE_ATTRIBUTES = {"name", "built", "compiled", "stop_training"}
+
+
+def _describe_attribute(value) -> str | None:
+    if isinstance(value, (int, float, str, bool)):
+        return repr(value)
+    if inspect.isfunction(value):  # e.g. an activation
+        return f"{value.__module__}.{value.__qualname__}"
+    return None
+
+
 def _weights_digest(model: keras.Model) -> str:
     digest = hashlib.sha256()
     for array in model.get_weights():
@@ -145,7 +175,7 @@ def describe_training(models, train: Callable, settings=None, trainer=None) -> d
     description = {
         "models": {
             name: {
-                "architecture": _without_names(json.loads(model.to_json())),
+                "architecture": _architecture(model),
                 "starting_weights": _weights_digest(model),
                 "training": _compile_description(model),
                 "code": _own_methods_source(model),
@@ -218,8 +248,18 @@ def _save_entry(target: Path, models, history, keep, manifest) -> None:
     # an interrupted save leaves no entry at all (the next run trains again), never a broken one.
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".tmp-{target.name}-"))
     try:
+        formats = {}
         for name, model in models.items():
-            model.save(staging / f"{name}.keras")
+            try:
+                model.save(staging / f"{name}.keras")
+                formats[name] = "keras"
+            except NotImplementedError:
+                # A model with tied layers cannot be saved whole (a reloaded copy would lose the
+                # tie), so only its weights are kept; the notebook rebuilds the architecture.
+                (staging / f"{name}.keras").unlink(missing_ok=True)
+                model.save_weights(staging / f"{name}.weights.h5")
+                formats[name] = "weights.h5"
+        manifest = {**manifest, "formats": formats}
         (staging / HISTORY).write_text(json.dumps(history, indent=1), encoding="utf-8")
         arrays = _kept_arrays(keep)
         if arrays:
@@ -246,17 +286,32 @@ def _remove_other_keys(target: Path) -> None:
             shutil.rmtree(other, ignore_errors=True)
 
 
+def _read_weights_file(model: keras.Model, path: Path) -> list[np.ndarray]:
+    """Weights from a .weights.h5 file, read through the model and then put back as they were."""
+    current = model.get_weights()
+    try:
+        model.load_weights(path)
+        return model.get_weights()
+    finally:
+        model.set_weights(current)
+
+
 def _load_entry(target: Path, key: str, models, keep):
     manifest = json.loads((target / MANIFEST).read_text(encoding="utf-8"))
     if manifest.get("key") != key or sorted(manifest.get("models", [])) != sorted(models):
         raise ValueError("its manifest does not match this training")
+    formats = manifest.get("formats", {})
     loaded = {}
     for name, model in models.items():
-        saved = keras.saving.load_model(target / f"{name}.keras", safe_mode=True, compile=False)
-        weights = saved.get_weights()
+        if formats.get(name, "keras") == "keras":
+            saved = keras.saving.load_model(target / f"{name}.keras", safe_mode=True,
+                                            compile=False)
+            weights = saved.get_weights()
+        else:
+            weights = _read_weights_file(model, target / f"{name}.weights.h5")
         expected = [tuple(array.shape) for array in model.get_weights()]
         if [tuple(array.shape) for array in weights] != expected:
-            raise ValueError(f"{name}.keras holds weights of other shapes")
+            raise ValueError(f"the saved {name} holds weights of other shapes")
         loaded[name] = weights
     history = json.loads((target / HISTORY).read_text(encoding="utf-8"))
     arrays = {}

@@ -290,3 +290,40 @@ def test_retrain_switch_rejects_unclear_values(monkeypatch):
         config.resolve_retrain(None)
     with pytest.raises(TypeError, match="RETRAIN must be"):
         config.resolve_retrain("yes")
+
+
+def build_tied(activation="sigmoid"):
+    from course_utils import layers
+
+    keras.utils.set_random_seed(0)
+    dense = keras.layers.Dense(2)
+    encoder = keras.Sequential([keras.Input((4,)), dense])
+    decoder = keras.Sequential([keras.Input((2,)),
+                                layers.DenseTranspose(dense, activation=activation)])
+    model = keras.Sequential([encoder, decoder])
+    model.compile(loss="mse", optimizer="sgd")
+    return model
+
+
+def test_a_tied_model_keeps_its_weights_in_h5_and_reloads_with_the_tie_intact(run, model_dir):
+    model = build_tied()
+    train_once(run, model, Calls(model))
+    [entry] = entries(model_dir)
+    saved = model_dir / "trained" / "01" / entry
+    assert sorted(path.name for path in saved.iterdir()) == [
+        "history.json", "manifest.json", "tiny_ae.weights.h5"]  # no broken .keras left
+    rebuilt = build_tied()
+    train = Calls(rebuilt)
+    train_once(run, rebuilt, train)
+    assert train.count == 0
+    for trained, restored in zip(model.get_weights(), rebuilt.get_weights(), strict=True):
+        np.testing.assert_array_equal(trained, restored)
+    encoder_kernel = rebuilt.layers[0].layers[0].kernel
+    assert rebuilt.layers[1].layers[0].dense.kernel is encoder_kernel  # still tied
+
+
+def test_a_tied_models_key_still_sees_its_decoder(run):
+    model = build_tied()
+    key = checkpoints.training_key(model, Calls(model))
+    assert key == checkpoints.training_key(build_tied(), Calls(model))
+    assert key != checkpoints.training_key(build_tied("relu"), Calls(model))
