@@ -1,0 +1,167 @@
+"""Fetch, verify and unpack the JavaScript that the course site needs, so it works offline.
+
+    python tools/vendor_assets.py                 # fetch into build/vendor/ (cached), verify
+    python tools/vendor_assets.py DIR             # ... and unpack into DIR (a site's _static/)
+
+reveal.js, require.js, jQuery and MathJax 2 come from the npm registry as tarballs, each
+checked against the sha512 `integrity` the registry published for that exact version (pinned
+below) and moved into build/vendor/ only once verified; only the files a page uses are
+unpacked. A mirror of the npm registry can be named with the NPM_CONFIG_REGISTRY environment
+variable, as for npm itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import sys
+import tarfile
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CACHE_DIR = REPO_ROOT / "build" / "vendor"
+DEFAULT_REGISTRY = "https://registry.npmjs.org"
+
+
+class VendorError(RuntimeError):
+    """An asset could not be fetched, verified or found; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class NpmTarball:
+    """One npm package version, and which of its files the site uses (tarball path -> here)."""
+
+    name: str
+    version: str
+    integrity: str  # the registry's dist.integrity for this version: "sha512-" + base64
+    files: dict[str, str]
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}-{self.version}.tgz"
+
+    def url(self, registry: str) -> str:
+        return f"{registry.rstrip('/')}/{self.name}/-/{self.filename}"
+
+
+# nbconvert's slides template is written for reveal.js 4; 4.6.1 is the last 4.x release.
+REVEAL = NpmTarball(
+    "reveal.js", "4.6.1",
+    "sha512-1CW0auaXNPmwmvQ7TwpszwVxMi2Xr5cTS3J3EBC/HHgbPF32Dn7aiu/LKWDOGjMbaDwKQiGmfqcoGQ74HUHCMw==",
+    {"package/dist/": "reveal.js/dist/", "package/plugin/notes/": "reveal.js/plugin/notes/",
+     "package/LICENSE": "reveal.js/LICENSE"},
+)
+REQUIRE_JS = NpmTarball(
+    "requirejs", "2.3.7",
+    "sha512-DouTG8T1WanGok6Qjg2SXuCMzszOo0eHeH9hDZ5Y4x8Je+9JB38HdTLT4/VA8OaUhBa0JPVHJ0pyBkM1z+pDsw==",
+    {"package/require.js": "require.js"},
+)
+JQUERY = NpmTarball(
+    "jquery", "3.7.1",
+    "sha512-m4avr8yL8kmFN8psrbFFFmB/If14iN5o9nw/NgnnM+kybDJpRsAynV2BsfpTYrTRysYUdADVD7CkUUizgkpLfg==",
+    {"package/dist/jquery.min.js": "jquery.min.js", "package/LICENSE.txt": "jquery.LICENSE.txt"},
+)
+# nbconvert's pages are written for MathJax 2 and its CommonHTML output, whose TeX web fonts
+# come in this package (a 21 MB download, cached; about 3 MB of it is unpacked).
+MATHJAX = NpmTarball(
+    "mathjax", "2.7.9",
+    "sha512-NOGEDTIM9+MrsqnjPEjVGNx4q0GQxqm61yQwSK+/5S59i26wId5IC5gNu9/bu8+CCVl5p9G2IHcAl/wJa+5+BQ==",
+    {f"package/{path}": f"mathjax/{path}" for path in (
+        "MathJax.js", "LICENSE", "config/TeX-AMS_CHTML-full.js", "config/Safe.js", "extensions/",
+        "jax/input/TeX/", "jax/element/", "jax/output/CommonHTML/", "fonts/HTML-CSS/TeX/woff/",
+    )},
+)
+TARBALLS = (REVEAL, REQUIRE_JS, JQUERY, MATHJAX)
+
+# Where the pages find them, relative to a page of the site.
+MATHJAX_URL = "_static/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe"  # nbconvert's
+REQUIRE_JS_URL = "_static/require.js"
+JQUERY_URL = "_static/jquery.min.js"
+REVEAL_PREFIX = "_static/reveal.js"
+
+
+def integrity_of(data: bytes) -> str:
+    """The npm-style sha512 integrity string of some bytes."""
+    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode("ascii")
+
+
+def fetch(package: NpmTarball, cache_dir: Path = CACHE_DIR, registry: str | None = None) -> Path:
+    """The verified tarball of `package` in cache_dir, downloaded first if it is not there."""
+    target = cache_dir / package.filename
+    if target.is_file() and integrity_of(target.read_bytes()) == package.integrity:
+        return target
+    registry = registry or os.environ.get("NPM_CONFIG_REGISTRY") or DEFAULT_REGISTRY
+    url = package.url(registry)
+    fix = (f"Check the connection to {registry} (or point NPM_CONFIG_REGISTRY at a mirror), "
+           f"or put a verified copy of {package.filename} in {cache_dir}, then run this again.")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            data = response.read()
+    except OSError as error:
+        raise VendorError(
+            f"Could not download {package.name} {package.version} from {url}: {error}. {fix}"
+        ) from error
+    if integrity_of(data) != package.integrity:
+        raise VendorError(
+            f"{package.name} {package.version} from {url} does not match its pinned sha512 "
+            f"(got {integrity_of(data)[:30]}...); nothing was saved. {fix}"
+        )
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    # Written beside the target and renamed: a cut download never looks like a cached one.
+    with tempfile.NamedTemporaryFile(dir=cache_dir, suffix=".part", delete=False) as part:
+        part.write(data)
+    os.replace(part.name, target)
+    return target
+
+
+def unpack(package: NpmTarball, tarball: Path, static_dir: Path) -> list[Path]:
+    """Copy the package's listed files from its tarball into static_dir; return what was written."""
+    written, unmatched = [], set(package.files)
+    with tarfile.open(tarball, "r:gz") as archive:
+        for member in archive.getmembers():
+            for source, destination in package.files.items():
+                inside = source.endswith("/") and member.name.startswith(source)
+                if not member.isfile() or not (member.name == source or inside):
+                    continue
+                relative = PurePosixPath(destination + member.name[len(source):])
+                if ".." in relative.parts or relative.is_absolute():
+                    raise VendorError(f"{tarball.name} holds an unsafe path: {member.name}")
+                path = static_dir.joinpath(*relative.parts)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(archive.extractfile(member).read())
+                written.append(path)
+                unmatched.discard(source)
+    if unmatched:
+        raise VendorError(f"{tarball.name} lacks files the site needs: {sorted(unmatched)}")
+    return written
+
+
+def install_assets(static_dir: Path, cache_dir: Path = CACHE_DIR) -> None:
+    """Fill static_dir with every vendored asset (fetching what is not cached yet)."""
+    tarballs = [(package, fetch(package, cache_dir)) for package in TARBALLS]
+    static_dir.mkdir(parents=True, exist_ok=True)
+    for package, tarball in tarballs:
+        unpack(package, tarball, static_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        if argv:
+            install_assets(Path(argv[0]))
+            print(f"Vendored reveal.js, require.js, jQuery and MathJax into {argv[0]}")
+        else:
+            for package in TARBALLS:
+                print(f"{package.name} {package.version}: {fetch(package)}")
+    except VendorError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
