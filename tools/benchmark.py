@@ -5,6 +5,7 @@
     python tools/benchmark.py --modes default notebooks/01_pca_linear_autoencoder.ipynb
     python tools/benchmark.py --save                # keep the executed copies to look at
     python tools/benchmark.py --parts gan-speed     # only notebook 9's GAN speed comparison
+    python tools/benchmark.py --parts train-once --modes default   # first run vs reloading run
 
 Times exclude kernel start and the TensorFlow import (see run_notebooks.py). The table is
 printed as Markdown and also written to build/benchmark/notebooks.md, with a plot of the times
@@ -12,6 +13,11 @@ printed as Markdown and also written to build/benchmark/notebooks.md, with a plo
 (`report.record_quality`: PCA angle, reconstruction accuracy, FID, coverage, AUC...). The GAN
 training-speed comparison (gan_speed.py: the compiled train_step against the textbook
 train_on_batch loop, side by side) goes to build/benchmark/gan_speed.md.
+
+The train-once part runs every notebook twice against an empty model folder: the first run
+trains and saves (checkpoints.train_once), the second reloads. Only the judge classifier, shared
+plumbing trained once per machine, is copied in beforehand, so notebook 9's first run does not
+include it. Table: build/benchmark/train_once_<mode>.md.
 """
 
 from __future__ import annotations
@@ -33,7 +39,9 @@ from run_notebooks import (
 
 REPORT_DIR = REPO_ROOT / "build" / "benchmark"
 QUALITY_DIR = REPORT_DIR / "quality"
-PARTS = ("notebooks", "gan-speed")
+PARTS = ("notebooks", "gan-speed", "train-once")
+TRAIN_ONCE_DIR = REPORT_DIR / "train_once_models"
+TRAINED_LINE, RELOADED_LINE = "and saved it", "Reloaded the trained"
 
 
 def format_table(runs) -> str:
@@ -100,6 +108,63 @@ def plot_times(runs, path) -> None:
     plt.close(fig)
 
 
+def count_in_outputs(executed, text: str) -> int:
+    """How many stream outputs of an executed notebook contain `text`."""
+    if executed is None:
+        return 0
+    return sum(text in output.get("text", "") for cell in executed.cells
+               for output in cell.get("outputs", []) if output.get("output_type") == "stream")
+
+
+def format_train_once_table(first_runs, second_runs) -> str:
+    """A Markdown table: first (training) and second (reloading) run per notebook, and the ratio."""
+    rows = ["| notebook | first run (s) | models trained | second run (s) | models reloaded "
+            "| speed-up |", "|---|---:|---:|---:|---:|---:|"]
+    for first, second in zip(first_runs, second_runs, strict=True):
+        if not (first.ok and second.ok):
+            rows.append(f"| {first.path.name} | {'FAILED' if not first.ok else ''} | | "
+                        f"{'FAILED' if not second.ok else ''} | | |")
+            continue
+        trained = count_in_outputs(first.executed, TRAINED_LINE)
+        reloaded = count_in_outputs(second.executed, RELOADED_LINE)
+        ratio = f"{first.seconds / second.seconds:.1f}x" if trained else "(trains nothing)"
+        rows.append(f"| {first.path.name} | {first.seconds:.1f} | {trained} | "
+                    f"{second.seconds:.1f} | {reloaded} | {ratio} |")
+    return "\n".join(rows)
+
+
+def measure_train_once(mode: str, notebooks) -> tuple[list, list]:
+    """Run the notebooks twice against a fresh model folder: training, then reloading."""
+    from course_utils import config, evaluation
+
+    model_root = TRAIN_ONCE_DIR / mode
+    shutil.rmtree(model_root, ignore_errors=True)
+    model_root.mkdir(parents=True)
+    for judge in evaluation.model_dir().glob(f"fashion_classifier-{mode}-*.keras"):
+        shutil.copy2(judge, model_root / judge.name)
+    saved = {name: os.environ.get(name)
+             for name in (evaluation.MODEL_DIR_ENV_VAR, config.RETRAIN_ENV_VAR)}
+    os.environ[evaluation.MODEL_DIR_ENV_VAR] = str(model_root)
+    os.environ.pop(config.RETRAIN_ENV_VAR, None)
+    try:
+        passes = []
+        for label in ("first", "second"):
+            runs = []
+            for path in list_notebooks(notebooks):
+                run = execute_notebook(path, mode)
+                runs.append(run)
+                result = f"{run.seconds:.1f} s" if run.ok else run.error
+                print(f"[{mode}, {label} run] {path.name}: {result}", flush=True)
+            passes.append(runs)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return passes[0], passes[1]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modes", nargs="+", choices=MODES, default=["smoke", "default"])
@@ -134,6 +199,15 @@ def main(argv: list[str] | None = None) -> int:
         (REPORT_DIR / "notebooks.md").write_text(text, encoding="utf-8")
         plot_times(runs, REPORT_DIR / "notebooks.png")
         print("\n" + text, flush=True)
+
+    if "train-once" in args.parts:
+        for mode in args.modes:
+            first, second = measure_train_once(mode, args.notebooks)
+            runs += first + second
+            text = (f"Train once, reload after: {mode} mode on {machine}\n\n"
+                    f"{format_train_once_table(first, second)}\n")
+            (REPORT_DIR / f"train_once_{mode}.md").write_text(text, encoding="utf-8")
+            print("\n" + text, flush=True)
 
     if "gan-speed" in args.parts:
         speed = format_gan_speed(measure_gan_speed())
