@@ -345,6 +345,8 @@ def train_once(
     seed, arrays); `trainer` is the object whose `fit` runs when it is not one of `models` (a GAN or
     VAE class); `keep` lists objects with `saved_arrays()` / `restore_arrays()` (such as
     `training.GanProgress`) whose records are saved too. Returns the History, reloaded or new.
+    Either way the random generators are then reseeded from the key, so later cells see the same
+    random numbers whether the model was trained or reloaded.
     """
     models = _as_model_dict(models, _check_name("name", name))
     for kept in keep:
@@ -364,6 +366,7 @@ def train_once(
                 print(f"Reloaded the trained {name} in {time.perf_counter() - started:.1f} s "
                       f"(training it took {manifest['train_seconds']:.0f} s). "
                       "Set RETRAIN = True in the first cell to train again.")
+            _reseed_from(key)
             return _as_history(history)
     started = time.perf_counter()
     history = _history_dict(train())
@@ -383,4 +386,12 @@ def train_once(
         if verbose:
             print(f"Trained {name} in {seconds:.0f} s and saved it; the next run reloads it "
                   "in seconds.")
+    _reseed_from(key)
     return _as_history(history)
+
+
+def _reseed_from(key: str) -> None:
+    # Training draws random numbers and reloading does not; reseeding from the key afterwards
+    # puts the generators in the same state either way, so the models built in later cells
+    # start from the same weights (and find their own saved copies) on every run.
+    keras.utils.set_random_seed(int(key[:8], 16))

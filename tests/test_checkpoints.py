@@ -327,3 +327,13 @@ def test_a_tied_models_key_still_sees_its_decoder(run):
     key = checkpoints.training_key(model, Calls(model))
     assert key == checkpoints.training_key(build_tied(), Calls(model))
     assert key != checkpoints.training_key(build_tied("relu"), Calls(model))
+
+
+def test_random_numbers_after_training_and_after_reloading_are_the_same(run, model_dir):
+    model = build_autoencoder()
+    train_once(run, model, Calls(model))
+    after_training = keras.random.uniform((3,)).numpy()
+    rebuilt = build_autoencoder()
+    train_once(run, rebuilt, Calls(rebuilt))
+    after_reloading = keras.random.uniform((3,)).numpy()
+    np.testing.assert_array_equal(after_training, after_reloading)
