@@ -33,6 +33,7 @@ from vendor_assets import (
     MATHJAX_URL,
     REQUIRE_JS_URL,
     REVEAL_PREFIX,
+    REVEAL_THEME,
     VendorError,
     install_assets,
 )
@@ -56,6 +57,7 @@ REMOTE_LOAD = re.compile(
     r'<(?:script|img|iframe|source|audio|video)\b[^>]*\bsrc\s*=\s*["\']?((?:https?:)?//[^"\' >]+)'
     r'|<link\b[^>]*\bhref\s*=\s*["\']?((?:https?:)?//[^"\' >]+)'
     r'|@import\s+(?:url\()?["\']?((?:https?:)?//[^"\' )]+)'
+    r'|\burl\(\s*["\']?((?:https?:)?//[^"\' )]+)'
     r'|\bimport\b[^;\n]*?\bfrom\s*["\']((?:https?:)?//[^"\']+)',
     re.IGNORECASE,
 )
@@ -177,7 +179,7 @@ def exporters() -> tuple[HTMLExporter, SlidesExporter]:
                  extra_template_basedirs=[str(TEMPLATES_DIR)])
     page = HTMLExporter(template_name="course_lab", **local)
     deck = SlidesExporter(template_name="course_reveal", reveal_url_prefix=REVEAL_PREFIX,
-                          reveal_scroll=True, **local)
+                          reveal_theme=REVEAL_THEME, reveal_scroll=True, **local)
     return page, deck
 
 
@@ -219,6 +221,10 @@ def build_site(mode: str, executed_dir: Path, site_dir: Path) -> list[Chapter]:
                 if remote_loads(text):
                     remote[name] = remote_loads(text)
             print(f"{chapter.page:48s} {chapter.slides}", flush=True)
+        for style_sheet in (staging / "_static").rglob("*.css"):
+            if remote_loads(style_sheet.read_text(encoding="utf-8")):
+                remote[str(style_sheet.relative_to(staging))] = remote_loads(
+                    style_sheet.read_text(encoding="utf-8"))
         if remote:
             raise SystemExit(f"These pages would load files from other hosts: {remote}")
         (staging / "index.html").write_text(index_page(chapters, mode), encoding="utf-8")

@@ -52,8 +52,11 @@ class NpmTarball:
 REVEAL = NpmTarball(
     "reveal.js", "4.6.1",
     "sha512-1CW0auaXNPmwmvQ7TwpszwVxMi2Xr5cTS3J3EBC/HHgbPF32Dn7aiu/LKWDOGjMbaDwKQiGmfqcoGQ74HUHCMw==",
-    {"package/dist/": "reveal.js/dist/", "package/plugin/notes/": "reveal.js/plugin/notes/",
-     "package/LICENSE": "reveal.js/LICENSE"},
+    # Only the "white" theme: the others @import their fonts from Google's servers.
+    {f"package/{path}": f"reveal.js/{path}" for path in (
+        "dist/reveal.js", "dist/reveal.css", "dist/theme/white.css",
+        "dist/theme/fonts/source-sans-pro/", "plugin/notes/", "LICENSE",
+    )},
 )
 REQUIRE_JS = NpmTarball(
     "requirejs", "2.3.7",
@@ -82,6 +85,7 @@ MATHJAX_URL = "_static/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe"  # nbc
 REQUIRE_JS_URL = "_static/require.js"
 JQUERY_URL = "_static/jquery.min.js"
 REVEAL_PREFIX = "_static/reveal.js"
+REVEAL_THEME = "white"
 
 
 def integrity_of(data: bytes) -> str:
