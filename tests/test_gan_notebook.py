@@ -1,5 +1,6 @@
 """Notebook 9's GAN class: it is the same code as course_utils.training.GAN, and each of its two
-training phases updates its own network and nothing else; the old freezing pattern does not."""
+training phases updates its own network and nothing else; the old freezing pattern does not.
+Notebooks 9 and 10 train every GAN once (checkpoints.train_once) and reload it afterwards."""
 
 import inspect
 import warnings
@@ -13,11 +14,13 @@ import tensorflow as tf
 from gan_speed import load_tagged_cells
 from keras import ops
 
-from course_utils import training
+from course_utils import checkpoints, config, evaluation, training
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / (
     "09_generative_adversarial_networks.ipynb"
 )
+NOTEBOOK_10 = NOTEBOOK.parent / "10_deep_convolutional_gan.ipynb"
+BOOK_LOOP_DEMO = "nb09-13"  # trains 20 batches on purpose, every run: it is the demonstration
 CODINGS_SIZE = 4
 
 
@@ -153,3 +156,55 @@ def test_freezing_before_compiling_the_combined_model_leaves_the_discriminator_u
     assert all(_moved(generator_before, generator.weights))
     assert not any(_moved(discriminator_before, discriminator.weights))
     assert any("does not have any trainable weights" in str(w.message) for w in caught)
+
+
+@pytest.mark.parametrize("path", [NOTEBOOK, NOTEBOOK_10], ids=lambda path: path.name[:2])
+def test_every_gan_training_goes_through_train_once_from_a_seeded_start(path):
+    cells = [cell for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+    fitting = [cell for cell in cells if ".fit(" in cell.source and cell.id != BOOK_LOOP_DEMO]
+    assert fitting, f"{path.name} has no training cell"
+    for cell in fitting:
+        assert "checkpoints.train_once(" in cell.source, f"{cell.id} calls fit outside train_once"
+        assert "keep=[progress]" in cell.source, f"{cell.id} does not keep its snapshots"
+    # The key holds the networks' starting weights: each training cell seeds before building.
+    training_cells = [cell for cell in cells if "train_once(" in cell.source
+                      or "train_gan(" in cell.source.replace("def train_gan(", "")]
+    for cell in training_cells:
+        assert "keras.utils.set_random_seed(run.seed)" in cell.source, cell.id
+
+
+def test_a_gan_trained_once_reloads_its_networks_history_and_snapshots(tmp_path, monkeypatch,
+                                                                        capsys):
+    # The pattern of notebooks 9 and 10: two networks, the GAN as trainer, GanProgress kept.
+    monkeypatch.setenv(evaluation.MODEL_DIR_ENV_VAR, str(tmp_path))
+    run = config.RunSettings(mode="smoke", seed=1)
+    noise = np.random.default_rng(5).standard_normal((6, CODINGS_SIZE)).astype("float32")
+    fits = []
+
+    def train_through_train_once():
+        gan = _compiled_gan(training.GAN)
+        progress = training.GanProgress(noise)
+
+        def train():
+            fits.append(1)
+            return gan.fit(_real_batches(), epochs=2, verbose=0, shuffle=False,
+                           callbacks=[progress])
+
+        history = checkpoints.train_once(
+            run, "09", "tiny_gan", {"generator": gan.generator, "discriminator": gan.discriminator},
+            train, settings={"epochs": 2}, trainer=gan, keep=[progress])
+        return gan, history, progress
+
+    trained, history, progress = train_through_train_once()
+    reloaded, reloaded_history, reloaded_progress = train_through_train_once()
+    assert len(fits) == 1
+    assert "Reloaded the trained tiny_gan" in capsys.readouterr().out
+    for network in ("generator", "discriminator"):
+        for weight, again in zip(getattr(trained, network).get_weights(),
+                                 getattr(reloaded, network).get_weights(), strict=True):
+            np.testing.assert_array_equal(weight, again)
+    assert reloaded_history.history == history.history
+    assert [epoch for epoch, _ in reloaded_progress.snapshots] == [1, 2]
+    for (_, images), (_, again) in zip(progress.snapshots, reloaded_progress.snapshots,
+                                       strict=True):
+        np.testing.assert_array_equal(images, again)
