@@ -1,15 +1,17 @@
 """Notebook 11's growing StyleGAN: the networks at every stage, the fade-in's starting point, the
-R1 penalty against its formula, and one real training step on a faded-in stage."""
+R1 penalty against its formula, one real training step on a faded-in stage, and the training
+that runs stage by stage through checkpoints.train_once and reloads the same way."""
 
 from pathlib import Path
 
 import keras
+import nbformat
 import numpy as np
 import pytest
 from gan_speed import load_tagged_cells
 from keras import ops
 
-from course_utils import layers, training
+from course_utils import checkpoints, config, evaluation, layers, training
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / (
     "11_progressive_growing_and_stylegan.ipynb"
@@ -120,3 +122,62 @@ def test_one_compiled_step_on_a_fading_stage_trains_both_networks(notebook, netw
                                                                            strict=True)]
     n_generator = len(generator.trainable_weights)
     assert any(moved[:n_generator]) and any(moved[n_generator:])
+
+
+def test_every_stage_trains_through_train_once_and_keeps_its_images():
+    cells = [cell for cell in nbformat.read(NOTEBOOK, as_version=4).cells
+             if cell.cell_type == "code"]
+    [training_cell] = [cell for cell in cells if ".fit(" in cell.source]
+    assert "checkpoints.train_once(" in training_cell.source
+    assert "keep=[progress]" in training_cell.source
+    assert "keras.utils.set_random_seed(run.seed)" in training_cell.source
+
+
+def _grow_through_train_once(notebook, run, trained_stages):
+    """The training cell's pattern with a stand-in for fit: each stage moves every weight."""
+    keras.backend.clear_session()  # a fresh kernel: Keras numbers its layer names from scratch
+    keras.utils.set_random_seed(0)
+    networks = notebook["GrowingStyleGAN"](GENERATOR_FILTERS, DISCRIMINATOR_FILTERS, seed=0)
+    for resolution in (4, 8):
+        generator, generator_fade = networks.generator(resolution)
+        discriminator, discriminator_fade = networks.discriminator(resolution)
+        stylegan = notebook["StyleGAN"](generator, discriminator, CODINGS_SIZE, seed=resolution)
+        stylegan.compile(d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.0, beta_2=0.99),
+                         g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.0, beta_2=0.99))
+
+        def train(generator=generator, discriminator=discriminator, resolution=resolution,
+                  fades=(generator_fade, discriminator_fade)):
+            trained_stages.append(resolution)
+            rng = np.random.default_rng(resolution)
+            for weight in generator.trainable_weights + discriminator.trainable_weights:
+                weight.assign(rng.normal(size=weight.shape).astype("float32"))
+            for fade in fades:
+                if fade is not None:
+                    fade.set_alpha(1.0)
+            return {"d_loss": [0.5], "g_loss": [float(resolution)]}
+
+        history = checkpoints.train_once(
+            run, "11", f"stylegan_{resolution}x{resolution}",
+            {"generator": generator, "discriminator": discriminator}, train,
+            settings={"steps": 2}, trainer=stylegan, verbose=False)
+        assert history.history["g_loss"] == [float(resolution)]
+    return generator, discriminator
+
+
+def test_each_stage_reloads_and_the_next_stage_starts_from_the_reloaded_weights(
+    notebook, tmp_path, monkeypatch
+):
+    monkeypatch.setenv(evaluation.MODEL_DIR_ENV_VAR, str(tmp_path))
+    run = config.RunSettings(mode="smoke", seed=0)
+    trained_stages = []
+    generator, discriminator = _grow_through_train_once(notebook, run, trained_stages)
+    assert trained_stages == [4, 8]
+    # The 8x8 stage's key holds its starting weights, the trained 4x4 layers among them: it
+    # matches only because the 4x4 stage reloaded exactly the weights it had saved.
+    again, again_discriminator = _grow_through_train_once(notebook, run, trained_stages)
+    assert trained_stages == [4, 8]
+    for model, reloaded in [(generator, again), (discriminator, again_discriminator)]:
+        for weight, restored in zip(model.get_weights(), reloaded.get_weights(), strict=True):
+            np.testing.assert_array_equal(weight, restored)
+    assert sorted(path.name[:12] for path in (tmp_path / "trained" / "11").iterdir()) == [
+        "stylegan_4x4", "stylegan_8x8"]
