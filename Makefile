@@ -10,7 +10,7 @@ MODE   ?= default
 NBVAL_FLAGS := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
                --nbval-cell-timeout=600
 
-.PHONY: course test setup data lint notebooks benchmark clean-notebooks clean help
+.PHONY: course test setup data lint notebooks site slides benchmark clean-notebooks clean help
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -18,8 +18,11 @@ help:  ## list the commands
 course: setup data  ## set up, get the data and open the course in JupyterLab
 	$(BIN)/jupyter lab notebooks/00_introduction.ipynb
 
-test: setup data lint  ## set up, get the data, lint, run unit tests and every notebook (smoke mode)
-	COURSE_MODE=smoke $(BIN)/python -m pytest tests notebooks $(NBVAL_FLAGS)
+test: setup data lint  ## set up, get the data, lint, unit tests, every notebook and the site (smoke mode)
+	COURSE_MODE=smoke $(BIN)/python -m pytest tests notebooks --ignore=tests/browser $(NBVAL_FLAGS)
+	sh tools/ensure_system_packages.sh chromium
+	$(MAKE) site MODE=smoke
+	COURSE_SITE_REQUIRED=1 $(BIN)/python -m pytest tests/browser
 
 setup: $(STAMP)  ## create .venv and install the course package with its dependencies
 
@@ -38,9 +41,16 @@ data: setup  ## find (or install, or download) Fashion-MNIST and verify its chec
 lint: setup  ## ruff on the package, tests, tools and notebooks; notebooks must be output-free
 	$(BIN)/ruff check .
 	$(BIN)/python tools/clean_notebooks.py --check
+	$(BIN)/python tools/slide_metadata.py --check
 
 notebooks: setup data  ## execute every notebook headlessly: make notebooks MODE=default
 	$(BIN)/python tools/run_notebooks.py --mode $(MODE)
+
+site: setup data  ## execute every notebook and build pages + slide decks: make site MODE=smoke
+	$(BIN)/python tools/run_notebooks.py --mode $(MODE) --no-html
+	$(BIN)/python tools/build_site.py --mode $(MODE)
+
+slides: site  ## the same as `make site` (the decks are built with the pages)
 
 benchmark: setup data  ## time each notebook in smoke and default mode (table in build/benchmark)
 	$(BIN)/python tools/benchmark.py

@@ -2,10 +2,12 @@
 # Install the Debian packages the course needs, when they are missing and apt is available.
 #   venv           python3-venv, without which a bare Debian Python cannot create .venv
 #   fashion-mnist  dataset-fashion-mnist, an offline copy of the data set
+#   chromium       chromium, the browser that tests/browser drives (Playwright's own download
+#                  is never used)
 # Elsewhere (macOS, conda, no root) it only says what it could not do; the next step then
 # fails with its own explanation.
 set -u
-what=${1:?usage: ensure_system_packages.sh venv|fashion-mnist}
+what=${1:?usage: ensure_system_packages.sh venv|fashion-mnist|chromium}
 
 apt_install() {
     if ! command -v apt-get >/dev/null 2>&1; then
@@ -32,6 +34,10 @@ case "$what" in
     fashion-mnist)
         [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] \
             || apt_install dataset-fashion-mnist || true
+        ;;
+    chromium)
+        [ -x /usr/bin/chromium ] || apt_install chromium \
+            || { echo "error: the browser tests need /usr/bin/chromium (Debian package chromium)." >&2; exit 1; }
         ;;
     *)
         echo "unknown request: $what" >&2
