@@ -1,0 +1,74 @@
+"""tools/vendor_assets.py against a local stand-in registry: verified, atomic, clear on failure."""
+
+import functools
+import io
+import tarfile
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from vendor_assets import NpmTarball, VendorError, fetch, integrity_of, unpack
+
+
+def make_tarball(files):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+TARBALL = make_tarball({"package/dist/tool.js": b"tool()", "package/dist/x/y.css": b"a{}",
+                        "package/README.md": b"not wanted"})
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+        pass
+
+
+@pytest.fixture
+def registry(tmp_path):
+    """A folder served over HTTP the way the npm registry lays out tarballs."""
+    root = tmp_path / "registry"
+    (root / "tool" / "-").mkdir(parents=True)
+    (root / "tool" / "-" / "tool-1.0.0.tgz").write_bytes(TARBALL)
+    server = ThreadingHTTPServer(("127.0.0.1", 0),
+                                 functools.partial(_Quiet, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def package(integrity):
+    return NpmTarball("tool", "1.0.0", integrity,
+                      {"package/dist/": "tool/", "package/README.md": "tool/README.md"})
+
+
+def test_a_verified_download_is_cached_and_unpacked(registry, tmp_path):
+    cache = tmp_path / "cache"
+    path = fetch(package(integrity_of(TARBALL)), cache, registry=registry)
+    assert path == cache / "tool-1.0.0.tgz" and path.read_bytes() == TARBALL
+    assert [p.name for p in cache.iterdir()] == ["tool-1.0.0.tgz"]  # no temporary file left
+    written = unpack(package(integrity_of(TARBALL)), path, tmp_path / "static")
+    assert sorted(p.relative_to(tmp_path / "static").as_posix() for p in written) == [
+        "tool/README.md", "tool/tool.js", "tool/x/y.css"]
+
+
+def test_a_download_with_the_wrong_checksum_is_refused_and_not_kept(registry, tmp_path):
+    cache = tmp_path / "cache"
+    wrong = "sha512-" + "A" * 86 + "=="
+    with pytest.raises(VendorError, match="does not match its pinned sha512"):
+        fetch(package(wrong), cache, registry=registry)
+    assert not cache.exists() or list(cache.iterdir()) == []
+
+
+def test_an_unreachable_registry_says_what_failed_and_how_to_fix_it(tmp_path):
+    with pytest.raises(VendorError) as failure:
+        fetch(package(integrity_of(TARBALL)), tmp_path, registry="http://127.0.0.1:9")
+    message = str(failure.value)
+    assert "Could not download tool 1.0.0 from http://127.0.0.1:9/tool/-/tool-1.0.0.tgz" in message
+    assert "NPM_CONFIG_REGISTRY" in message and "tool-1.0.0.tgz in" in message
