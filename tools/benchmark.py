@@ -5,7 +5,7 @@
     python tools/benchmark.py --modes default notebooks/01_pca_linear_autoencoder.ipynb
     python tools/benchmark.py --save                # keep the executed copies to look at
     python tools/benchmark.py --parts gan-speed     # only notebook 9's GAN speed comparison
-    python tools/benchmark.py --parts train-once --modes default   # first run vs reloading run
+    python tools/benchmark.py --parts train-once --modes default  # a training run, then a reload
 
 Times exclude kernel start and the TensorFlow import (see run_notebooks.py). The table is
 printed as Markdown and also written to build/benchmark/notebooks.md, with a plot of the times
