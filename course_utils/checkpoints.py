@@ -395,3 +395,49 @@ def _reseed_from(key: str) -> None:
     # puts the generators in the same state either way, so the models built in later cells
     # start from the same weights (and find their own saved copies) on every run.
     keras.utils.set_random_seed(int(key[:8], 16))
+
+
+def compute_once(
+    run, notebook: str, name: str, compute: Callable[[], Any], *, settings=None,
+    verbose: bool = True,
+) -> np.ndarray:
+    """Run a slow computation that is not a Keras model (t-SNE) once; reload its array. NB 2.
+
+    Keyed like `train_once`: by notebook, name, mode and a SHA-256 of `settings` (arrays by
+    content) and of `compute`'s source; saved atomically as .npz, loaded without pickle.
+    """
+    description = {"settings": _describe_value(settings or {}), "compute": _source_of(compute)}
+    key = hashlib.sha256(json.dumps(description, sort_keys=True).encode("utf-8")).hexdigest()
+    target = entry_dir(run, notebook, name, key).with_suffix(".npz")
+    if not getattr(run, "retrain", False) and target.exists():
+        try:
+            with np.load(target, allow_pickle=False) as stored:
+                result = stored["result"]
+        except Exception as error:  # a damaged file is recomputed, never trusted
+            warnings.warn(f"Computing {name} again: {target} did not load ({error}).",
+                          stacklevel=2)
+        else:
+            if verbose:
+                print(f"Reloaded the saved {name} (set RETRAIN = True to compute it again).")
+            return result
+    result = np.asarray(compute())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".tmp-{target.name}-",
+                                        suffix=".npz")
+    os.close(handle)
+    try:
+        np.savez_compressed(tmp_name, result=result)
+        os.chmod(tmp_name, 0o644)
+        os.replace(tmp_name, target)
+    except Exception as error:  # the result is still returned; only the saved copy is missing
+        Path(tmp_name).unlink(missing_ok=True)
+        warnings.warn(f"Computed {name}, but could not save it ({error}).", stacklevel=2)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    else:
+        stem = target.name[: -(KEY_LENGTH + len(".npz") + 1)]
+        for other in target.parent.glob(f"{stem}-*.npz"):
+            if other != target and len(other.name) == len(target.name):
+                other.unlink(missing_ok=True)
+    return result

@@ -337,3 +337,29 @@ def test_random_numbers_after_training_and_after_reloading_are_the_same(run, mod
     train_once(run, rebuilt, Calls(rebuilt))
     after_reloading = keras.random.uniform((3,)).numpy()
     np.testing.assert_array_equal(after_training, after_reloading)
+
+
+def test_compute_once_saves_an_array_and_reloads_it_until_its_input_changes(run, model_dir):
+    calls = []
+
+    def embed(values):
+        calls.append(1)
+        return values * 2.0
+
+    def compute(values, run=run):  # one call site, as in a notebook cell
+        return checkpoints.compute_once(run, "02", "tsne", lambda: embed(values),
+                                        settings={"codings": values})
+
+    data = np.arange(6.0).reshape(3, 2)
+    np.testing.assert_array_equal(compute(data), compute(data))
+    assert len(calls) == 1
+    changed = data + 1
+    compute(changed)
+    assert len(calls) == 2
+    [saved] = (model_dir / "trained" / "02").glob("tsne-smoke-*.npz")  # the old one is gone
+    saved.write_bytes(b"damaged")
+    with pytest.warns(UserWarning, match="did not load"):
+        compute(changed)
+    assert len(calls) == 3
+    compute(changed, run=config.RunSettings(mode="smoke", seed=42, retrain=True))
+    assert len(calls) == 4
