@@ -138,7 +138,7 @@ def _grow_through_train_once(notebook, run, trained_stages):
     keras.backend.clear_session()  # a fresh kernel: Keras numbers its layer names from scratch
     keras.utils.set_random_seed(0)
     networks = notebook["GrowingStyleGAN"](GENERATOR_FILTERS, DISCRIMINATOR_FILTERS, seed=0)
-    for resolution in (4, 8):
+    for resolution in (4, 8, 16):
         generator, generator_fade = networks.generator(resolution)
         discriminator, discriminator_fade = networks.discriminator(resolution)
         stylegan = notebook["StyleGAN"](generator, discriminator, CODINGS_SIZE, seed=resolution)
@@ -164,6 +164,10 @@ def _grow_through_train_once(notebook, run, trained_stages):
     return generator, discriminator
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "checkpoints keys keep Keras's per-session automatic layer names in a functional model's "
+    "wiring (keras_history); reloading the 8x8 stage's networks advances those counters, so the "
+    "16x16 stage gets another key and trains again. Drop this mark once names are canonical."))
 def test_each_stage_reloads_and_the_next_stage_starts_from_the_reloaded_weights(
     notebook, tmp_path, monkeypatch
 ):
@@ -171,13 +175,13 @@ def test_each_stage_reloads_and_the_next_stage_starts_from_the_reloaded_weights(
     run = config.RunSettings(mode="smoke", seed=0)
     trained_stages = []
     generator, discriminator = _grow_through_train_once(notebook, run, trained_stages)
-    assert trained_stages == [4, 8]
-    # The 8x8 stage's key holds its starting weights, the trained 4x4 layers among them: it
-    # matches only because the 4x4 stage reloaded exactly the weights it had saved.
+    assert trained_stages == [4, 8, 16]
+    # A stage's key holds its starting weights, the earlier stages' trained layers among them:
+    # it matches only because the earlier stages reloaded exactly the weights they had saved.
     again, again_discriminator = _grow_through_train_once(notebook, run, trained_stages)
-    assert trained_stages == [4, 8]
+    assert trained_stages == [4, 8, 16]
     for model, reloaded in [(generator, again), (discriminator, again_discriminator)]:
         for weight, restored in zip(model.get_weights(), reloaded.get_weights(), strict=True):
             np.testing.assert_array_equal(weight, restored)
-    assert sorted(path.name[:12] for path in (tmp_path / "trained" / "11").iterdir()) == [
-        "stylegan_4x4", "stylegan_8x8"]
+    assert sorted(path.name.split("-")[0] for path in (tmp_path / "trained" / "11").iterdir()) == [
+        "stylegan_16x16", "stylegan_4x4", "stylegan_8x8"]
