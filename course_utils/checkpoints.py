@@ -87,8 +87,8 @@ def _describe_value(value: Any) -> Any:
 def _architecture(model: keras.layers.Layer) -> Any:
     """The model's config without auto-numbered names; layer by layer if it refuses a config."""
     try:
-        return _without_names(json.loads(model.to_json() if isinstance(model, keras.Model)
-                                          else json.dumps(model.get_config(), default=str)))
+        return _canonical_names(json.loads(model.to_json() if isinstance(model, keras.Model)
+                                            else json.dumps(model.get_config(), default=str)))
     except NotImplementedError:  # e.g. a tied layer, which refuses a config it could not honour
         pass
     sublayers = getattr(model, "layers", None)
@@ -112,6 +112,36 @@ def _describe_attribute(value) -> str | None:
     if inspect.isfunction(value):  # e.g. an activation
         return f"{value.__module__}.{value.__qualname__}"
     return None
+
+
+def _canonical_names(config: Any) -> Any:
+    """The config with layer names replaced by their order of appearance (layer0, layer1...).
+
+    Keras numbers automatic names per session (dense, dense_1...), and loading a model advances
+    the counters; a functional config also refers to its layers by those names (keras_history,
+    input_layers, output_layers), so numbering them by position keeps the key stable.
+    """
+    order: dict[str, str] = {}
+
+    def collect(node):
+        if isinstance(node, dict):
+            if "inbound_nodes" in node and isinstance(node.get("name"), str):
+                order.setdefault(node["name"], f"layer{len(order)}")
+            for value in node.values():
+                collect(value)
+        elif isinstance(node, list):
+            for value in node:
+                collect(value)
+
+    def rename(node):
+        if isinstance(node, dict):
+            return {key: rename(value) for key, value in node.items() if key != "name"}
+        if isinstance(node, list):
+            return [rename(value) for value in node]
+        return order.get(node, node) if isinstance(node, str) else node
+
+    collect(config)
+    return rename(config)
 
 
 def _weights_digest(model: keras.Model) -> str:

@@ -363,3 +363,16 @@ def test_compute_once_saves_an_array_and_reloads_it_until_its_input_changes(run,
     assert len(calls) == 3
     compute(changed, run=config.RunSettings(mode="smoke", seed=42, retrain=True))
     assert len(calls) == 4
+
+
+def test_a_functional_models_key_ignores_keras_automatic_layer_numbering():
+    def build_functional():
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((4,))
+        outputs = keras.layers.Dense(4)(keras.layers.Dense(2)(inputs))
+        return keras.Model(inputs, outputs)
+
+    first, second = build_functional(), build_functional()  # dense_2, dense_3 the second time
+    assert first.layers[1].name != second.layers[1].name
+    assert checkpoints.training_key(first, Calls(first)) == checkpoints.training_key(
+        second, Calls(first))

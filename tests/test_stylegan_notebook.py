@@ -164,10 +164,6 @@ def _grow_through_train_once(notebook, run, trained_stages):
     return generator, discriminator
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "checkpoints keys keep Keras's per-session automatic layer names in a functional model's "
-    "wiring (keras_history); reloading the 8x8 stage's networks advances those counters, so the "
-    "16x16 stage gets another key and trains again. Drop this mark once names are canonical."))
 def test_each_stage_reloads_and_the_next_stage_starts_from_the_reloaded_weights(
     notebook, tmp_path, monkeypatch
 ):
