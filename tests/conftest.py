@@ -4,9 +4,19 @@ import sys
 from pathlib import Path
 
 import matplotlib
+import pytest
 
 # In-process only: an MPLBACKEND variable would be inherited by the notebook kernels that nbval
 # and the runner start, and they must keep Jupyter's inline backend to produce figures.
 matplotlib.use("Agg")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "tools"))
+
+
+@pytest.fixture
+def model_dir(tmp_path, monkeypatch):
+    """An empty folder for saved models ($COURSE_MODEL_DIR), so tests never touch build/models."""
+    from course_utils import evaluation
+
+    monkeypatch.setenv(evaluation.MODEL_DIR_ENV_VAR, str(tmp_path))
+    return tmp_path

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from course_utils import checkpoints, config, evaluation, training
+from course_utils import checkpoints, config, training
 
 X = np.random.default_rng(0).random((64, 4)).astype("float32")
 
@@ -15,12 +15,6 @@ X = np.random.default_rng(0).random((64, 4)).astype("float32")
 @pytest.fixture
 def run():
     return config.RunSettings(mode="smoke", seed=42)
-
-
-@pytest.fixture
-def model_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv(evaluation.MODEL_DIR_ENV_VAR, str(tmp_path))
-    return tmp_path
 
 
 def build_autoencoder(units=2, seed=0, learning_rate=1e-2):

@@ -13,12 +13,6 @@ def smoke_run():
     return config.RunSettings(mode="smoke", seed=42)
 
 
-@pytest.fixture
-def model_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv(evaluation.MODEL_DIR_ENV_VAR, str(tmp_path))
-    return tmp_path
-
-
 def test_classifier_has_named_feature_layer_and_ten_classes():
     model = evaluation.build_fashion_classifier()
     assert model.get_layer("features").units == 128
