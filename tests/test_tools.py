@@ -115,23 +115,26 @@ def test_tagged_cells_must_exist_exactly_once(tmp_path):
         gan_speed.load_tagged_cells(path, ["c"])
 
 
-def _run_printing(path, seconds, text):
-    executed = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(outputs=[
-        nbformat.v4.new_output("stream", name="stdout", text=text)])])
-    return NotebookRun(path=path, mode="default", executed=executed, seconds=seconds)
+def _run_printing(path, seconds, text, cell_seconds=None):
+    executed = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell(outputs=[]),
+        nbformat.v4.new_code_cell(outputs=[
+            nbformat.v4.new_output("stream", name="stdout", text=text)])])
+    return NotebookRun(path=path, mode="default", executed=executed, seconds=seconds,
+                       cell_seconds=cell_seconds or {})
 
 
 def test_train_once_table_gives_the_ratio_and_counts_trained_and_reloaded_models(tmp_path):
     from benchmark import format_train_once_table
 
     first = [_run_printing(tmp_path / "01_a.ipynb", 120.0,
-                           "Trained conv_ae in 100 s and saved it; ...\n"),
+                           "Trained conv_ae in 100 s and saved it; ...\n", {0: 5.0, 1: 101.0}),
              _run_printing(tmp_path / "00_b.ipynb", 10.0, "no training here\n")]
     second = [_run_printing(tmp_path / "01_a.ipynb", 8.0,
-                            "Reloaded the trained conv_ae in 0.2 s ...\n"),
+                            "Reloaded the trained conv_ae in 0.2 s ...\n", {0: 4.0, 1: 0.5}),
               _run_printing(tmp_path / "00_b.ipynb", 9.0, "no training here\n")]
     table = format_train_once_table(first, second).splitlines()
-    assert table[2] == "| 01_a.ipynb | 120.0 | 1 | 8.0 | 1 | 15.0x |"
-    assert table[3] == "| 00_b.ipynb | 10.0 | 0 | 9.0 | 0 | (trains nothing) |"
+    assert table[2] == "| 01_a.ipynb | 120.0 | 1 | 8.0 | 1 | 15.0x | 101.0 → 0.5 |"
+    assert table[3] == "| 00_b.ipynb | 10.0 | 0 | 9.0 | 0 | (trains nothing) |  |"
     second[0].error = "boom"
     assert "FAILED" in format_train_once_table(first, second).splitlines()[2]
