@@ -29,6 +29,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from course_utils import data
 from course_utils.evaluation import _without_names, model_dir
 
 MANIFEST = "manifest.json"
@@ -309,11 +310,16 @@ def _save_entry(target: Path, models, history, keep, manifest) -> None:
 
 
 def _remove_other_keys(target: Path) -> None:
-    """Drop older entries of the same notebook, name and mode: they can never match again."""
-    stem = target.name[: -(KEY_LENGTH + 1)]
-    for other in target.parent.glob(f"{stem}-*"):
-        if other != target and other.is_dir() and len(other.name) == len(target.name):
+    """Drop older entries (folders or files) of the same notebook, name and mode: they can never
+    match again."""
+    stem = target.name[: -(KEY_LENGTH + len(target.suffix) + 1)]
+    for other in target.parent.glob(f"{stem}-*{target.suffix}"):
+        if other == target or len(other.name) != len(target.name):
+            continue
+        if other.is_dir():
             shutil.rmtree(other, ignore_errors=True)
+        else:
+            other.unlink(missing_ok=True)
 
 
 def _read_weights_file(model: keras.Model, path: Path) -> list[np.ndarray]:
@@ -451,23 +457,10 @@ def compute_once(
                 print(f"Reloaded the saved {name} (set RETRAIN = True to compute it again).")
             return result
     result = np.asarray(compute())
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".tmp-{target.name}-",
-                                        suffix=".npz")
-    os.close(handle)
     try:
-        np.savez_compressed(tmp_name, result=result)
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, target)
+        data.write_atomically(target, lambda tmp: np.savez_compressed(tmp, result=result))
     except Exception as error:  # the result is still returned; only the saved copy is missing
-        Path(tmp_name).unlink(missing_ok=True)
         warnings.warn(f"Computed {name}, but could not save it ({error}).", stacklevel=2)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
     else:
-        stem = target.name[: -(KEY_LENGTH + len(".npz") + 1)]
-        for other in target.parent.glob(f"{stem}-*.npz"):
-            if other != target and len(other.name) == len(target.name):
-                other.unlink(missing_ok=True)
+        _remove_other_keys(target)
     return result

@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 import warnings
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,27 +176,37 @@ def describe_error(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """Have write(tmp) fill a temporary file, then rename it onto path. Used by every saver."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The temp file sits next to path so os.replace is an atomic rename on the same filesystem;
+    # it keeps path's suffix because Keras and NumPy choose the format by it, and the leading
+    # dot keeps it out of a casual `ls`.
+    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-",
+                                        suffix=f".part{path.suffix}")
+    os.close(handle)
+    tmp_path = Path(tmp_name)
+    try:
+        write(tmp_path)
+        tmp_path.chmod(0o644)  # mkstemp makes files private; nothing saved here is secret
+        os.replace(tmp_path, path)
+    except BaseException:
+        # BaseException on purpose: Ctrl-C during a write must not leave a half file either.
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
 def download_file(url: str, dest: Path, expected_sha256: str, timeout: float = TIMEOUT_S) -> None:
     """Download url to dest atomically, replacing dest only once verified. Used by make data."""
-    dest = Path(dest)
-    # The temp file sits next to dest so os.replace is an atomic rename on the same filesystem;
-    # the leading dot keeps it out of a casual `ls`.
-    tmp_path = None
-    try:
-        with tempfile.NamedTemporaryFile(
-            dir=dest.parent, delete=False, prefix=".", suffix=".part"
-        ) as tmp:
-            tmp_path = Path(tmp.name)
-            with urllib.request.urlopen(url, timeout=timeout) as response:
-                shutil.copyfileobj(response, tmp)
+
+    def fetch_and_verify(tmp_path: Path) -> None:
+        with urllib.request.urlopen(url, timeout=timeout) as response, tmp_path.open("wb") as tmp:
+            shutil.copyfileobj(response, tmp)
         if content_sha256(tmp_path) != expected_sha256:
-            raise ValueError(f"checksum mismatch for {dest.name} downloaded from {url}")
-        os.replace(tmp_path, dest)
-    except BaseException:
-        # BaseException on purpose: Ctrl-C during a download must not leave a half file either.
-        if tmp_path is not None:
-            tmp_path.unlink(missing_ok=True)
-        raise
+            raise ValueError(f"checksum mismatch for {Path(dest).name} downloaded from {url}")
+
+    write_atomically(Path(dest), fetch_and_verify)
 
 
 def download_missing(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -63,17 +62,8 @@ def _settings_key(model: keras.Model, settings: dict) -> str:
 
 
 def _save_atomically(model: keras.Model, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Written next to the target, then renamed: an interrupted save never leaves a broken file.
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".keras")
-    os.close(handle)
-    try:
-        model.save(tmp_name)
-        os.chmod(tmp_name, 0o644)  # mkstemp makes files private; a model cache is not secret
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    # An interrupted save never leaves a broken file for the next run to trip over.
+    data.write_atomically(path, model.save)
 
 
 def load_fashion_classifier(run, verbose=True) -> keras.Model:

@@ -6,8 +6,9 @@ import json
 import math
 import os
 import re
-import tempfile
 from pathlib import Path
+
+from course_utils import data
 
 QUALITY_DIR_ENV_VAR = "COURSE_QUALITY_DIR"
 DEFAULT_QUALITY_DIR = Path(__file__).resolve().parent.parent / "build" / "quality"
@@ -50,14 +51,8 @@ def record_quality(notebook: str, run, **figures) -> dict[str, float]:
     path.parent.mkdir(parents=True, exist_ok=True)
     recorded = load_notebook_quality(path)
     recorded.update(figures)  # a notebook may record in several cells; the newest value wins
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            json.dump(recorded, file, indent=1, sort_keys=True)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    data.write_atomically(path, lambda tmp: tmp.write_text(
+        json.dumps(recorded, indent=1, sort_keys=True), encoding="utf-8"))
     print("Recorded for the benchmark report: "
           + ", ".join(f"{name} = {value:.4g}" for name, value in figures.items()))
     return recorded

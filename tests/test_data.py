@@ -644,3 +644,33 @@ def test_pad_images_centres_each_image_and_explains_bad_sizes():
         data.pad_images(images, size=20)
     with pytest.raises(ValueError, match="square"):
         data.pad_images(np.zeros((2, 28, 20)))
+
+
+def test_write_atomically_replaces_the_file_whole_and_keeps_its_suffix(tmp_path):
+    target = tmp_path / "sub" / "figures.json"
+    seen_names = []
+
+    def write(tmp):
+        seen_names.append(tmp.name)
+        tmp.write_text("new")
+
+    data.write_atomically(target, write)
+    assert target.read_text() == "new"
+    assert seen_names[0].startswith(".figures.json-") and seen_names[0].endswith(".json")
+    assert oct(target.stat().st_mode & 0o777) == oct(0o644)
+    assert [path.name for path in target.parent.iterdir()] == ["figures.json"]
+
+
+@pytest.mark.parametrize("failure", [ValueError("disk full"), KeyboardInterrupt()])
+def test_write_atomically_keeps_the_old_file_and_no_temp_when_writing_fails(tmp_path, failure):
+    target = tmp_path / "figures.json"
+    target.write_text("old")
+
+    def write_half_then_fail(tmp):
+        tmp.write_text("half")
+        raise failure
+
+    with pytest.raises(type(failure)):
+        data.write_atomically(target, write_half_then_fail)
+    assert target.read_text() == "old"
+    assert [path.name for path in tmp_path.iterdir()] == ["figures.json"]
