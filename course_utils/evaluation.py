@@ -125,10 +125,20 @@ def judge_features(classifier: keras.Model, images, batch_size=256) -> np.ndarra
     return extractor.predict(images, batch_size=batch_size, verbose=0)
 
 
+def domain_fid_against(classifier: keras.Model, real_images):
+    """A function images -> domain FID to real_images, whose features are computed once. NB 12."""
+    real_features = judge_features(classifier, real_images)
+
+    def domain_fid_to_real(generated_images) -> float:
+        return metrics.frechet_distance(real_features,
+                                        judge_features(classifier, generated_images))
+
+    return domain_fid_to_real
+
+
 def domain_fid(classifier: keras.Model, real_images, generated_images) -> float:
     """Fréchet distance between real and generated images in the judge's feature space. NB 12."""
-    return metrics.frechet_distance(judge_features(classifier, real_images),
-                                    judge_features(classifier, generated_images))
+    return domain_fid_against(classifier, real_images)(generated_images)
 
 
 # Trained models handed from one notebook to another (notebooks 8-10 publish, 12 loads).

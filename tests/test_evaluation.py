@@ -107,6 +107,11 @@ def test_judge_features_come_from_the_128_unit_layer_and_feed_the_fid():
         metrics.frechet_distance(features, evaluation.judge_features(judge, images * 0.2)))
     with pytest.raises(ValueError, match="rescale tanh"):
         evaluation.domain_fid(judge, images, images * 2 - 1)
+    fid_to_images = evaluation.domain_fid_against(judge, images)
+    assert fid_to_images(images * 0.2) == pytest.approx(darker)
+    assert fid_to_images(images) == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="rescale tanh"):
+        fid_to_images(images * 2 - 1)
 
 
 def test_a_published_model_reloads_in_another_notebook(smoke_run, model_dir):
