@@ -48,7 +48,6 @@ def record_quality(notebook: str, run, **figures) -> dict[str, float]:
         raise ValueError(f'notebook must be its two-digit number, e.g. "12"; got {notebook!r}.')
     figures = _check_figures(figures)
     path = quality_dir() / run.mode / f"{notebook}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
     recorded = load_notebook_quality(path)
     recorded.update(figures)  # a notebook may record in several cells; the newest value wins
     data.write_atomically(path, lambda tmp: tmp.write_text(

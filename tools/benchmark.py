@@ -108,12 +108,17 @@ def plot_times(runs, path) -> None:
     plt.close(fig)
 
 
+def _printed_texts(cell):
+    """The text of each stream output (print) of an executed cell."""
+    return [output.get("text", "") for output in cell.get("outputs", [])
+            if output.get("output_type") == "stream"]
+
+
 def count_in_outputs(executed, text: str) -> int:
     """How many stream outputs of an executed notebook contain `text`."""
     if executed is None:
         return 0
-    return sum(text in output.get("text", "") for cell in executed.cells
-               for output in cell.get("outputs", []) if output.get("output_type") == "stream")
+    return sum(text in printed for cell in executed.cells for printed in _printed_texts(cell))
 
 
 def training_cells(executed) -> list[int]:
@@ -121,8 +126,7 @@ def training_cells(executed) -> list[int]:
     if executed is None:
         return []
     return [index for index, cell in enumerate(executed.cells)
-            if any(TRAINED_LINE in output.get("text", "") for output in cell.get("outputs", [])
-                   if output.get("output_type") == "stream")]
+            if any(TRAINED_LINE in printed for printed in _printed_texts(cell))]
 
 
 def format_train_once_table(first_runs, second_runs) -> str:
