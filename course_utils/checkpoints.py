@@ -30,7 +30,47 @@ import keras
 import numpy as np
 
 from course_utils import data
-from course_utils.evaluation import _without_names, model_dir
+
+MODEL_DIR_ENV_VAR = "COURSE_MODEL_DIR"
+COURSE_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_DIR = COURSE_ROOT / "build" / "models"
+# What train_once prints; tools/benchmark.py and the tests count these very lines.
+TRAINED_LINE = "and saved it"
+RELOADED_LINE = "Reloaded the trained"
+
+
+def folder_from_env(variable: str, default: Path) -> Path:
+    """The folder named by an environment variable (stripped, ~ expanded, relative paths taken
+    from the course's root folder, so every notebook and tool shares one), else default. Plumbing.
+    """
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        return default
+    folder = Path(value).expanduser()
+    if not folder.is_absolute():
+        folder = COURSE_ROOT / folder
+    folder = folder.resolve()
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(
+            f"{variable}={value!r} names a file ({folder}), not a folder: point it at a folder "
+            f"(it is created if missing), or unset it to use {default}."
+        )
+    return folder
+
+
+def model_dir() -> Path:
+    """Where trained models are kept: $COURSE_MODEL_DIR, else build/models. Notebooks 1-12."""
+    return folder_from_env(MODEL_DIR_ENV_VAR, DEFAULT_MODEL_DIR)
+
+
+def _without_names(config):
+    # Keras numbers automatic layer names per session (conv2d, conv2d_1, ...): leave them out.
+    if isinstance(config, dict):
+        return {key: _without_names(value) for key, value in config.items() if key != "name"}
+    if isinstance(config, list):
+        return [_without_names(value) for value in config]
+    return config
+
 
 MANIFEST = "manifest.json"
 HISTORY = "history.json"

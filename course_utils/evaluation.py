@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from course_utils import data, metrics
+from course_utils import checkpoints, data, metrics
 
-MODEL_DIR_ENV_VAR = "COURSE_MODEL_DIR"
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "build" / "models"
+MODEL_DIR_ENV_VAR = checkpoints.MODEL_DIR_ENV_VAR
+model_dir = checkpoints.model_dir
 
 
 def build_fashion_classifier() -> keras.Model:
@@ -38,11 +37,6 @@ def build_fashion_classifier() -> keras.Model:
         ],
         name="fashion_classifier",
     )
-
-
-def model_dir() -> Path:
-    """Where trained models are cached: $COURSE_MODEL_DIR, else build/models. Notebooks 9-12."""
-    return Path(os.environ.get(MODEL_DIR_ENV_VAR) or DEFAULT_MODEL_DIR)
 
 
 def _without_names(config):

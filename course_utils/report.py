@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from pathlib import Path
 
-from course_utils import data
+from course_utils import checkpoints, data
 
 QUALITY_DIR_ENV_VAR = "COURSE_QUALITY_DIR"
 DEFAULT_QUALITY_DIR = Path(__file__).resolve().parent.parent / "build" / "quality"
@@ -16,7 +15,7 @@ DEFAULT_QUALITY_DIR = Path(__file__).resolve().parent.parent / "build" / "qualit
 
 def quality_dir() -> Path:
     """Where recorded figures go: $COURSE_QUALITY_DIR, else build/quality. Notebooks 1-12."""
-    return Path(os.environ.get(QUALITY_DIR_ENV_VAR) or DEFAULT_QUALITY_DIR)
+    return checkpoints.folder_from_env(QUALITY_DIR_ENV_VAR, DEFAULT_QUALITY_DIR)
 
 
 def figure_name(*parts) -> str:
