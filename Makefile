@@ -15,8 +15,17 @@ NBVAL_FLAGS := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-course: setup data  ## set up, get the data and open the course in JupyterLab
-	$(BIN)/jupyter lab notebooks/00_introduction.ipynb
+# `make course PORT=8890` serves on exactly that port (default: 8888, or the next free one);
+# `make course IP=0.0.0.0` listens on every address (a container, a VM); JUPYTER_ARGS="..." passes
+# more options to JupyterLab. tools/start_course.py adds --allow-root for root and --no-browser
+# where there is no display, then prints the URL to open, with its token.
+PORT ?=
+IP   ?=
+JUPYTER_ARGS ?=
+COURSE_ARGS = $(if $(PORT),--port $(PORT)) $(if $(IP),--ip $(IP)) $(if $(JUPYTER_ARGS),-- $(JUPYTER_ARGS))
+
+course: setup data  ## set up, get the data and open the course in JupyterLab (PORT=, IP=)
+	$(BIN)/python tools/start_course.py $(strip $(COURSE_ARGS))
 
 test: setup data lint  ## set up, get the data, lint, unit tests, every notebook and the site (smoke mode)
 	COURSE_MODE=smoke $(BIN)/python -m pytest tests notebooks --ignore=tests/browser $(NBVAL_FLAGS)
