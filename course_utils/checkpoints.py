@@ -1,25 +1,43 @@
-"""Train once, present many times: trained models and histories saved and reloaded in a second.
+"""Train once, present many times: a trained model reloads in a second, and never goes stale.
 
-Plumbing for notebooks 1-12. `train_once` runs a training function the first time and saves the
-trained networks (`.keras`), the history (JSON) and any extra arrays under
-build/models/trained/ (or $COURSE_MODEL_DIR/trained). Later runs reload them in safe mode, unless
-`run.retrain` is set (the RETRAIN switch of every notebook, or COURSE_RETRAIN=1).
+Plumbing for notebooks 1-12 (a student may skip it). A training cell reads like plain Keras,
 
-An entry is keyed by notebook, name and mode plus a SHA-256 of everything that decides the result:
-each network's architecture and *starting* weights (so the seed and any earlier training that fed
-them count), its compile settings and optimizers, the settings the notebook passes (epochs, data
-sizes, arrays), and the source of the training function and of the trainer's own methods. Change
-any of them and the old weights are never reloaded.
+    history = checkpoints.once(run, "08", "vae", vae).fit(train_set, epochs=EPOCHS)
+
+and deleting `checkpoints.once(run, "08", "vae", ...)` leaves `vae.fit(...)`. The first run trains
+and saves the model's variables (weights, batch-norm statistics, random-generator states), its
+optimizers' state, the history and the snapshots of callbacks such as `training.GanProgress`, in
+one .npz file under build/models/trained/ (or $COURSE_MODEL_DIR/trained). Later runs put them back
+into the very same model, unless `run.retrain` is set (the RETRAIN switch of every notebook, or
+COURSE_RETRAIN=1).
+
+The key is a fingerprint of what training *computes*, not of how the cell is written:
+- the starting state: every variable's value and shape, and any optimizer state already there
+  (so the seed, and a model trained in an earlier cell, count);
+- the compile settings (jit_compile, steps_per_execution) and every optimizer's configuration;
+- fit's arguments (epochs, batch size, ...), the training and validation data themselves (a full
+  pass, by content: subset, order, batch size and preprocessing all count), and the callbacks'
+  classes and settings (a fade-in schedule's length, GanProgress's fixed codings);
+- the code of the model's own classes and custom layers (comments and docstrings left out);
+- a probe: one real training step (and one validation step) run eagerly on the first batch from
+  the starting state, then undone. Its losses, metrics and updated variables catch what no source
+  reading can: an attribute such as a VAE's latent weight, a loss or metric body, a custom layer's
+  call, a global read inside train_step, the learning rate.
+A cell that only prints, plots or comments differently reloads. The probe's numbers are exact on
+one machine; another machine (other CPU, thread count or TensorFlow build) may train once more.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import inspect
+import io
 import json
 import os
 import shutil
-import tempfile
+import signal
+import textwrap
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -34,9 +52,12 @@ from course_utils import data
 MODEL_DIR_ENV_VAR = "COURSE_MODEL_DIR"
 COURSE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = COURSE_ROOT / "build" / "models"
-# What train_once prints; tools/benchmark.py and the tests count these very lines.
+# What `once(...).fit` prints; tools/benchmark.py and the tests count these very lines.
 TRAINED_LINE = "and saved it"
 RELOADED_LINE = "Reloaded the trained"
+KEY_LENGTH = 12  # hex digits of the key in a file name: enough to tell trainings apart
+ENTRIES_KEPT = 3  # per notebook, name and mode: switching a number back and forth reloads both
+FORMAT = 2  # the layout of an entry; older layouts (folders) are never read, only pruned
 
 
 def folder_from_env(variable: str, default: Path) -> Path:
@@ -63,23 +84,8 @@ def model_dir() -> Path:
     return folder_from_env(MODEL_DIR_ENV_VAR, DEFAULT_MODEL_DIR)
 
 
-def _without_names(config):
-    # Keras numbers automatic layer names per session (conv2d, conv2d_1, ...): leave them out.
-    if isinstance(config, dict):
-        return {key: _without_names(value) for key, value in config.items() if key != "name"}
-    if isinstance(config, list):
-        return [_without_names(value) for value in config]
-    return config
-
-
-MANIFEST = "manifest.json"
-HISTORY = "history.json"
-KEPT_ARRAYS = "kept.npz"
-KEY_LENGTH = 12  # hex digits of the key in a folder name: enough to tell settings apart
-
-
 def trained_dir() -> Path:
-    """Where trained models live: build/models/trained (or $COURSE_MODEL_DIR/trained)."""
+    """Where train-once entries live: <model_dir>/trained. Notebooks 1-12."""
     return model_dir() / "trained"
 
 
@@ -88,382 +94,558 @@ def _check_name(label: str, value: str) -> str:
         character.isascii() and (character.isalnum() or character == "_") for character in value
     ):
         raise ValueError(
-            f"{label} must be a non-empty name of ASCII letters, digits and '_'; got {value!r}."
+            f"{label} must be a non-empty name of ASCII letters, digits and '_' (it names a "
+            f"file); got {value!r}."
         )
     return value
 
 
-def _as_model_dict(models, name: str = "model") -> dict[str, keras.Model]:
-    if isinstance(models, keras.Model):
-        models = {name: models}
-    if not isinstance(models, Mapping) or not models:
-        raise TypeError("models must be a keras.Model or a non-empty dict of name -> keras.Model.")
-    for name, model in models.items():
-        _check_name("Each model's name", name)
-        if not isinstance(model, keras.Model):
-            raise TypeError(f"models[{name!r}] is a {type(model).__name__}, not a keras.Model.")
-    return dict(models)
+def entry_path(run, notebook: str, name: str, key: str) -> Path:
+    """The file of one saved training: trained/<notebook>/<name>-<mode>-<key>.npz. Plumbing."""
+    _check_name("notebook", notebook)
+    _check_name("name", name)
+    return trained_dir() / notebook / f"{name}-{run.mode}-{key[:KEY_LENGTH]}.npz"
 
 
-def _describe_value(value: Any) -> Any:
-    """A JSON-able stand-in for a setting; arrays become their shape, dtype and SHA-256."""
+# --- Describing values, data and code (the ingredients of the key) -----------------------------
+
+def _digest_array(array) -> dict[str, Any]:
+    array = np.ascontiguousarray(np.asarray(array))
+    return {"shape": list(array.shape), "dtype": str(array.dtype),
+            "blake2b": hashlib.blake2b(array.tobytes(), digest_size=16).hexdigest()}
+
+
+def _is_array(value) -> bool:
+    return isinstance(value, np.ndarray) or (
+        hasattr(value, "__array__") and hasattr(value, "shape") and hasattr(value, "dtype"))
+
+
+def _describe_value(value: Any, *, strict: bool = True) -> Any:
+    """A JSON-able stand-in for a setting; arrays become their shape, dtype and content digest.
+
+    With strict=False, values that cannot be described (a function, a model) become None: they
+    are references, not settings.
+    """
     if isinstance(value, Mapping):
-        return {str(key): _describe_value(item) for key, item in value.items()}
+        return {str(key): _describe_value(item, strict=strict) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_describe_value(item) for item in value]
+        return [_describe_value(item, strict=strict) for item in value]
     if isinstance(value, (str, bool, int, float)) or value is None:
         return value
     if isinstance(value, np.generic):
         return value.item()
-    if isinstance(value, np.ndarray) or hasattr(value, "__array__"):
-        array = np.ascontiguousarray(np.asarray(value))
-        digest = hashlib.sha256(array.tobytes()).hexdigest()
-        return {"array": list(array.shape), "dtype": str(array.dtype), "sha256": digest}
-    raise TypeError(
-        f"Cannot use a {type(value).__name__} as a training setting: pass numbers, strings, "
-        "lists, dicts or NumPy arrays (describe a dataset by its size and seed)."
-    )
-
-
-def _architecture(model: keras.layers.Layer) -> Any:
-    """The model's config without auto-numbered names; layer by layer if it refuses a config."""
-    try:
-        return _canonical_names(json.loads(model.to_json() if isinstance(model, keras.Model)
-                                            else json.dumps(model.get_config(), default=str)))
-    except NotImplementedError:  # e.g. a tied layer, which refuses a config it could not honour
-        pass
-    sublayers = getattr(model, "layers", None)
-    return {
-        "class": type(model).__qualname__,
-        "layers": [_architecture(layer) for layer in sublayers] if sublayers is not None else None,
-        "weights": [list(weight.shape) for weight in model.weights],
-        "code": _own_methods_source(model),
-        "attributes": {key: _describe_attribute(value) for key, value in sorted(vars(model).items())
-                       if not key.startswith("_") and key not in VOLATILE_ATTRIBUTES
-                       and _describe_attribute(value) is not None},
-    }
-
-
-VOLATILE_ATTRIBUTES = {"name", "built", "compiled", "stop_training"}
-
-
-def _describe_attribute(value) -> str | None:
-    if isinstance(value, (int, float, str, bool)):
-        return repr(value)
-    if inspect.isfunction(value):  # e.g. an activation
-        return f"{value.__module__}.{value.__qualname__}"
+    if _is_array(value):
+        return _digest_array(value)
+    if strict:
+        raise TypeError(
+            f"Cannot use a {type(value).__name__} as a training setting: pass numbers, strings, "
+            "lists, dicts or arrays."
+        )
     return None
 
 
-def _canonical_names(config: Any) -> Any:
-    """The config with layer names replaced by their order of appearance (layer0, layer1...).
+def _leaves(structure) -> list:
+    if isinstance(structure, Mapping):
+        return [leaf for key in sorted(structure) for leaf in _leaves(structure[key])]
+    if isinstance(structure, (list, tuple)):
+        return [leaf for item in structure for leaf in _leaves(item)]
+    return [structure]
 
-    Keras numbers automatic names per session (dense, dense_1...), and loading a model advances
-    the counters; a functional config also refers to its layers by those names (keras_history,
-    input_layers, output_layers), so numbering them by position keeps the key stable.
+
+def _is_dataset(value) -> bool:
+    import tensorflow as tf
+
+    return isinstance(value, tf.data.Dataset)
+
+
+class _DataFingerprint:
+    """A content digest of training or validation data, and its first batch for the probe."""
+
+    def __init__(self, value, batch_size: int | None, label: str):
+        self.first_batch = None
+        self.batches = 0
+        if value is None:
+            self.digest = None
+            return
+        digest = hashlib.blake2b(digest_size=16)
+        if _is_dataset(value):
+            # One full pass, so that the subset, the order of the first epoch, the batch size and
+            # any preprocessing in the pipeline are all in the key.
+            for element in value.as_numpy_iterator():
+                if self.first_batch is None:
+                    self.first_batch = element
+                for leaf in _leaves(element):
+                    leaf = np.ascontiguousarray(leaf)
+                    digest.update(f"{leaf.dtype}{leaf.shape}".encode())
+                    digest.update(leaf.tobytes())
+                self.batches += 1
+            if self.first_batch is None:
+                raise ValueError(f"The {label} dataset yields no batch at all: check its size "
+                                 "and batch size (drop_remainder=True on too few examples?).")
+        elif all(_is_array(leaf) for leaf in _leaves(value)):
+            leaves = _leaves(value)
+            lengths = {len(leaf) for leaf in leaves if np.ndim(leaf) > 0}
+            if not leaves or lengths == {0}:
+                raise ValueError(f"The {label} data is empty: pass at least one example.")
+            for leaf in leaves:
+                digest.update(json.dumps(_digest_array(leaf)).encode())
+            size = batch_size or 32
+            self.first_batch = _map_structure(lambda leaf: np.asarray(leaf)[:size], value)
+            self.batches = -(-min(lengths) // size) if lengths else 1
+        else:
+            raise TypeError(
+                f"once(...).fit can fingerprint {label} data given as NumPy arrays (or tuples / "
+                f"dicts of them) or a tf.data.Dataset, not a {type(value).__name__}: convert it, "
+                "e.g. with data.to_dataset(inputs, targets)."
+            )
+        self.digest = digest.hexdigest()
+
+
+def _map_structure(function, structure):
+    if isinstance(structure, Mapping):
+        return {key: _map_structure(function, item) for key, item in structure.items()}
+    if isinstance(structure, tuple):
+        return tuple(_map_structure(function, item) for item in structure)
+    if isinstance(structure, list):
+        return [_map_structure(function, item) for item in structure]
+    return function(structure)
+
+
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module))
+                and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def _normalised_source(obj) -> str:
+    """The code of a function or class without comments, docstrings or layout (its AST).
+
+    A class is read method by method: Python cannot find the source of a class defined in a
+    notebook cell, but it can find its functions'.
     """
-    order: dict[str, str] = {}
-
-    def collect(node):
-        if isinstance(node, dict):
-            if "inbound_nodes" in node and isinstance(node.get("name"), str):
-                order.setdefault(node["name"], f"layer{len(order)}")
-            for value in node.values():
-                collect(value)
-        elif isinstance(node, list):
-            for value in node:
-                collect(value)
-
-    def rename(node):
-        if isinstance(node, dict):
-            return {key: rename(value) for key, value in node.items() if key != "name"}
-        if isinstance(node, list):
-            return [rename(value) for value in node]
-        return order.get(node, node) if isinstance(node, str) else node
-
-    collect(config)
-    return rename(config)
-
-
-def _weights_digest(model: keras.Model) -> str:
-    digest = hashlib.sha256()
-    for array in model.get_weights():
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.dtype}{array.shape}".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
-
-
-def _source_of(function: Callable) -> str:
-    if not (inspect.isfunction(function) or inspect.ismethod(function)):
-        return "\n".join(_own_methods_source(function))  # a callable object: its class's code
-    try:
-        return inspect.getsource(function)
-    except (OSError, TypeError):  # defined where no source is kept: fall back to its bytecode
-        code = function.__code__
-        return repr((code.co_code, code.co_consts))
-
-
-def _own_methods_source(obj) -> list[str]:
-    """Source of the methods an object's class (and its non-Keras bases) define themselves."""
-    sources = []
-    for cls in type(obj).__mro__:
-        if cls is object or cls.__module__.split(".")[0] in {"keras", "tensorflow", "builtins"}:
-            continue
-        for attribute in sorted(vars(cls)):
-            member = vars(cls)[attribute]
+    if inspect.isclass(obj):
+        parts = []
+        for attribute, member in sorted(vars(obj).items()):
+            if isinstance(member, (staticmethod, classmethod)):
+                member = member.__func__
             if isinstance(member, property):
                 member = member.fget
             if inspect.isfunction(member):
-                sources.append(f"{cls.__qualname__}.{attribute}:{_source_of(member)}")
-    return sources
-
-
-def _optimizer_configs(obj) -> dict[str, Any]:
-    found = {}
-    for attribute, value in sorted(vars(obj).items()):
-        if isinstance(value, keras.optimizers.Optimizer):
-            config = dict(value.get_config())
-            config.pop("name", None)
-            found[attribute] = _describe_value(config)
-    return found
-
-
-def _compile_description(obj) -> Any:
-    if not getattr(obj, "compiled", False):
-        return None
+                parts.append(f"{attribute}:{_normalised_source(member)}")
+            elif isinstance(member, (int, float, str, bool, tuple)) and not attribute.startswith(
+                    "__"):
+                parts.append(f"{attribute}={member!r}")
+        return "\n".join(parts)
     try:
-        config = obj.get_compile_config()
-    except Exception:  # a custom compile() may not record its arguments
-        config = None
-    return {"compile": _without_names(json.loads(json.dumps(config, default=str))),
-            "optimizers": _optimizer_configs(obj)}
+        source = textwrap.dedent(inspect.getsource(obj))
+    except (OSError, TypeError):  # no source kept (e.g. built at run time): its bytecode
+        code = getattr(obj, "__code__", None)
+        return repr((code.co_code, code.co_consts)) if code else type(obj).__qualname__
+    try:
+        return ast.dump(_strip_docstrings(ast.parse(source)), annotate_fields=False)
+    except SyntaxError:  # a lambda inside a longer statement: its lines as they are
+        return source
 
 
-def describe_training(models, train: Callable, settings=None, trainer=None) -> dict[str, Any]:
-    """Everything that decides a training's result, as JSON-able data (the key is its hash)."""
-    models = _as_model_dict(models)
-    description = {
-        "models": {
-            name: {
-                "architecture": _architecture(model),
-                "starting_weights": _weights_digest(model),
-                "training": _compile_description(model),
-                "code": _own_methods_source(model),
-            }
-            for name, model in sorted(models.items())
-        },
-        "settings": _describe_value(settings or {}),
-        "train": _source_of(train),
-    }
-    if trainer is not None:
-        description["trainer"] = {
-            "class": type(trainer).__qualname__,
-            "code": _own_methods_source(trainer),
-            "training": _compile_description(trainer),
+_LIBRARIES = {"keras", "tensorflow", "builtins", "numpy"}
+
+
+def _own_classes(obj) -> list[type]:
+    """The classes of obj's type that are the course's or the student's, not Keras' own."""
+    return [cls for cls in type(obj).__mro__
+            if cls is not object and cls.__module__.split(".")[0] not in _LIBRARIES]
+
+
+def _code_of(model: keras.Model, callbacks) -> dict[str, str]:
+    objects = [model, *_sublayers(model), *callbacks]
+    classes = {cls for obj in objects for cls in _own_classes(obj)}
+    return {f"{cls.__module__}.{cls.__qualname__}": _normalised_source(cls)
+            for cls in sorted(classes, key=lambda cls: (cls.__module__, cls.__qualname__))}
+
+
+def _sublayers(model: keras.Model) -> list:
+    try:
+        return list(model._flatten_layers(include_self=False))
+    except (AttributeError, TypeError):
+        return list(getattr(model, "layers", []))
+
+
+_CALLBACK_REFERENCES = {"model", "params", "validation_data"}
+
+
+def _describe_callback(callback) -> dict[str, Any]:
+    settings = {}
+    for attribute, value in sorted(vars(callback).items()):
+        if attribute in _CALLBACK_REFERENCES or callable(value):
+            continue
+        described = _describe_value(value, strict=False)
+        if described is not None and described != [] and described != {}:
+            settings[attribute] = described
+    return {"class": f"{type(callback).__module__}.{type(callback).__qualname__}",
+            "settings": settings}
+
+
+def _optimizers(model: keras.Model) -> dict[str, keras.optimizers.Optimizer]:
+    """Every optimizer the model holds as an attribute (`optimizer`, a GAN's two)."""
+    return {attribute: value for attribute, value in sorted(vars(model).items())
+            if isinstance(value, keras.optimizers.Optimizer)}
+
+
+def _optimizer_config(optimizer) -> Any:
+    config = dict(optimizer.get_config())
+    config.pop("name", None)
+    return _describe_value(json.loads(json.dumps(config, default=str)), strict=False)
+
+
+def _variables(model: keras.Model) -> list:
+    """Every variable the model owns, in a fixed order: weights, statistics, generator states."""
+    seen, variables = set(), []
+    for variable in model.variables:
+        if id(variable) not in seen:
+            seen.add(id(variable))
+            variables.append(variable)
+    return variables
+
+
+def _values(variables) -> list[np.ndarray]:
+    return [np.array(variable.numpy()) for variable in variables]
+
+
+def _digest_values(values) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for value in values:
+        value = np.ascontiguousarray(value)
+        digest.update(f"{value.dtype}{value.shape}".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def _global_seed_state():
+    # keras.random calls without a seed draw from one global generator outside any model.
+    try:
+        from keras.src.random.seed_generator import global_seed_generator
+
+        return global_seed_generator().state
+    except Exception:  # a Keras without it: nothing to save
+        return None
+
+
+# --- The probe -----------------------------------------------------------------------------
+
+def _as_tensors(batch):
+    import tensorflow as tf
+
+    return _map_structure(tf.convert_to_tensor, batch)
+
+
+def _probe(model: keras.Model, train_batch, valid_batch) -> str:
+    """One training step (and one validation step) run eagerly from the current state, then
+    undone: a digest of the losses, metrics and updated variables."""
+    variables = _variables(model) + list(model.metrics_variables)
+    before = _values(variables)
+    seed_state = _global_seed_state()
+    seed_before = None if seed_state is None else np.array(seed_state.numpy())
+    originals = _optimizers(model)
+    digest = hashlib.blake2b(digest_size=16)
+    try:
+        # Fresh copies of the optimizers: the real ones must stay exactly as they are (unbuilt,
+        # or holding the state that training continues from).
+        for attribute, optimizer in originals.items():
+            setattr(model, attribute, type(optimizer).from_config(optimizer.get_config()))
+        logs = model.train_step(_as_tensors(train_batch))
+        digest.update(_digest_logs(logs).encode())
+        digest.update(_digest_values(_values(_variables(model))).encode())
+        if valid_batch is not None:
+            digest.update(_digest_logs(model.test_step(_as_tensors(valid_batch))).encode())
+    finally:
+        for attribute, optimizer in originals.items():
+            setattr(model, attribute, optimizer)
+        for variable, value in zip(variables, before, strict=True):
+            variable.assign(value)
+        if seed_state is not None:
+            seed_state.assign(seed_before)
+    return digest.hexdigest()
+
+
+def _digest_logs(logs) -> str:
+    if not isinstance(logs, Mapping):
+        logs = {"value": logs}
+    return json.dumps({str(name): np.asarray(value).astype("float64").tobytes().hex()
+                       for name, value in sorted(logs.items())})
+
+
+# --- The fit call --------------------------------------------------------------------------
+
+_FIT = inspect.signature(keras.Model.fit)
+_NOT_SETTINGS = {"self", "x", "y", "validation_data", "sample_weight", "callbacks", "verbose"}
+
+
+def _fit_arguments(args, kwargs) -> dict[str, Any]:
+    try:
+        bound = _FIT.bind(None, *args, **kwargs)
+    except TypeError as error:
+        raise TypeError(f"once(...).fit takes the arguments of keras.Model.fit: {error}.") from None
+    return {name: value for name, value in bound.arguments.items() if name != "self"}
+
+
+def _check_model(model) -> keras.Model:
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"once() needs a keras.Model to train, got a {type(model).__name__}.")
+    if not getattr(model, "compiled", False):
+        raise ValueError(f"{model.name} is not compiled: call its compile(...) before "
+                         "once(...).fit, as you would before fit.")
+    return model
+
+
+def _build(model: keras.Model, batch) -> None:
+    layers = _sublayers(model)
+    if all(layer.built for layer in layers) and (layers or model.built):
+        return  # a subclassed trainer is "unbuilt" until fit runs, but its networks are built
+    # What fit itself does first: weights are drawn here, so the starting state can be read.
+    try:
+        model._symbolic_build(data_batch=_as_tensors(batch))
+    except Exception as error:
+        raise ValueError(
+            f"{model.name} could not be built from its first batch ({error}). Give it a "
+            "keras.Input (or call it once on a batch) before training."
+        ) from error
+
+
+class _Training:
+    """Everything about one fit call that decides its result, and the key made from it."""
+
+    def __init__(self, model, args, kwargs):
+        self.model = model
+        self.arguments = _fit_arguments(args, kwargs)
+        callbacks = self.arguments.get("callbacks") or []
+        self.callbacks = list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
+        self.kept = [callback for callback in self.callbacks
+                     if hasattr(callback, "saved_arrays") and hasattr(callback, "restore_arrays")]
+        batch_size = self.arguments.get("batch_size")
+        x, y = self.arguments.get("x"), self.arguments.get("y")
+        self.train_data = _DataFingerprint(x if y is None else (x, y), batch_size, "training")
+        self.sample_weight = _DataFingerprint(self.arguments.get("sample_weight"), batch_size,
+                                              "sample-weight")
+        validation = self.arguments.get("validation_data")
+        self.valid_data = _DataFingerprint(
+            validation, self.arguments.get("validation_batch_size") or batch_size, "validation")
+        _build(model, self._train_batch())
+
+    def _train_batch(self):
+        batch = self.train_data.first_batch
+        x, y = self.arguments.get("x"), self.arguments.get("y")
+        if not _is_dataset(x):
+            # fit() hands train_step (x, y) pairs built from arrays; a lone x becomes (x,).
+            batch = batch if y is not None else (batch,)
+        return batch
+
+    def describe(self) -> dict[str, Any]:
+        model = self.model
+        variables = _variables(model)
+        optimizers = _optimizers(model)
+        settings = {name: _describe_value(value, strict=False)
+                    for name, value in sorted(self.arguments.items()) if name not in _NOT_SETTINGS}
+        return {
+            "format": FORMAT,
+            "model": f"{type(model).__module__}.{type(model).__qualname__}",
+            "variables": [[list(variable.shape), str(variable.dtype)] for variable in variables],
+            "start": _digest_values(_values(variables)),
+            "optimizer_state": {
+                attribute: _digest_values(_values(optimizer.variables))
+                for attribute, optimizer in optimizers.items() if optimizer.built},
+            "optimizers": {attribute: [type(optimizer).__qualname__, _optimizer_config(optimizer)]
+                           for attribute, optimizer in optimizers.items()},
+            "compile": {"jit_compile": _describe_value(getattr(model, "jit_compile", None),
+                                                       strict=False),
+                        "steps_per_execution": getattr(model, "steps_per_execution", None),
+                        "run_eagerly": getattr(model, "run_eagerly", None)},
+            "fit": settings,
+            "data": [self.train_data.digest, self.sample_weight.digest, self.valid_data.digest],
+            "callbacks": [_describe_callback(callback) for callback in self.callbacks],
+            "code": _code_of(model, self.callbacks),
         }
-    return description
+
+    def key(self) -> tuple[str, str]:
+        """(key, seed key): the probe's result is in the first only, so that the random numbers
+        after training are the same on every machine."""
+        described = self.describe()
+        static = json.dumps(described, sort_keys=True, default=str)
+        valid_batch = self.valid_data.first_batch
+        probe = _probe(self.model, self._train_batch(), valid_batch)
+        key = hashlib.sha256(f"{static}|{probe}".encode()).hexdigest()
+        return key, hashlib.sha256(static.encode()).hexdigest()
 
 
-def training_key(models, train: Callable, settings=None, trainer=None) -> str:
-    """SHA-256 of `describe_training`: equal keys mean the same training would run."""
-    described = json.dumps(describe_training(models, train, settings, trainer), sort_keys=True,
-                           default=str)
-    return hashlib.sha256(described.encode("utf-8")).hexdigest()
+# --- Saving and loading an entry -------------------------------------------------------------
+
+def _optimizer_indices(model, optimizer) -> list[int] | None:
+    """Where the optimizer's variables sit in model.trainable_variables (to rebuild it)."""
+    tracked = getattr(optimizer, "_trainable_variables", None)
+    if tracked is None:
+        return None
+    positions = {id(variable): index for index, variable in enumerate(model.trainable_variables)}
+    indices = [positions.get(id(variable)) for variable in tracked]
+    return None if None in indices else indices
 
 
-def entry_dir(run, notebook: str, name: str, key: str) -> Path:
-    """The folder of one saved training: trained/<notebook>/<name>-<mode>-<key>."""
-    _check_name("notebook", notebook)
-    _check_name("name", name)
-    return trained_dir() / notebook / f"{name}-{run.mode}-{key[:KEY_LENGTH]}"
-
-
-def _history_dict(history) -> dict[str, list[float]]:
-    if isinstance(history, keras.callbacks.History):
-        history = history.history
-    if not isinstance(history, Mapping):
-        raise TypeError(
-            "The training function must return the History from fit() (or a dict of per-epoch "
-            f"lists); it returned a {type(history).__name__}."
-        )
-    return {str(key): [float(value) for value in np.ravel(values)]
-            for key, values in history.items()}
-
-
-def _as_history(values: Mapping[str, list[float]]) -> keras.callbacks.History:
-    history = keras.callbacks.History()
-    history.history = {key: list(items) for key, items in values.items()}
-    history.epoch = list(range(max((len(items) for items in values.values()), default=0)))
-    return history
-
-
-def _kept_arrays(keep) -> dict[str, np.ndarray]:
-    arrays = {}
-    for index, kept in enumerate(keep):
-        for key, array in kept.saved_arrays().items():
-            arrays[f"{index}/{key}"] = np.asarray(array)
+def _entry_arrays(training: _Training, history: dict, manifest: dict) -> dict[str, np.ndarray]:
+    model = training.model
+    arrays = {f"variable/{index}": value
+              for index, value in enumerate(_values(_variables(model)))}
+    optimizers = {}
+    for attribute, optimizer in _optimizers(model).items():
+        indices = _optimizer_indices(model, optimizer) if optimizer.built else None
+        if indices is None:
+            continue
+        optimizers[attribute] = {"indices": indices, "count": len(optimizer.variables)}
+        for index, value in enumerate(_values(optimizer.variables)):
+            arrays[f"optimizer/{attribute}/{index}"] = value
+    for index, kept in enumerate(training.kept):
+        for name, value in kept.saved_arrays().items():
+            arrays[f"kept/{index}/{name}"] = np.asarray(value)
+    manifest = {**manifest, "optimizers": optimizers}
+    arrays["history.json"] = np.array(json.dumps(history))
+    arrays["manifest.json"] = np.array(json.dumps(manifest))
     return arrays
 
 
-def _restore_kept(keep, arrays: Mapping[str, np.ndarray]) -> None:
-    for index, kept in enumerate(keep):
-        prefix = f"{index}/"
-        kept.restore_arrays({key[len(prefix):]: value for key, value in arrays.items()
-                             if key.startswith(prefix)})
+def _save_entry(target: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    # One file, written next to its place and renamed onto it: a killed save leaves either the
+    # old entry or the new one, never half of either (and the next save or reload removes the
+    # temporary file that a killed writer left).
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    content = buffer.getvalue()
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as file:
+            file.write(content[: len(content) // 2])
+            file.flush()
+            _stage("writing")
+            file.write(content[len(content) // 2:])
+        _stage("written")
+
+    data.write_atomically(target, write)
+    _stage("renamed")
 
 
-def _save_entry(target: Path, models, history, keep, manifest) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Everything is written into a hidden folder next to the target and renamed into place last:
-    # an interrupted save leaves no entry at all (the next run trains again), never a broken one.
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".tmp-{target.name}-"))
-    try:
-        formats = {}
-        for name, model in models.items():
-            try:
-                model.save(staging / f"{name}.keras")
-                formats[name] = "keras"
-            except NotImplementedError:
-                # A model with tied layers cannot be saved whole (a reloaded copy would lose the
-                # tie), so only its weights are kept; the notebook rebuilds the architecture.
-                (staging / f"{name}.keras").unlink(missing_ok=True)
-                model.save_weights(staging / f"{name}.weights.h5")
-                formats[name] = "weights.h5"
-        manifest = {**manifest, "formats": formats}
-        (staging / HISTORY).write_text(json.dumps(history, indent=1), encoding="utf-8")
-        arrays = _kept_arrays(keep)
-        if arrays:
-            np.savez_compressed(staging / KEPT_ARRAYS, **arrays)
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-        os.chmod(staging, 0o755)  # mkdtemp makes the folder private; trained models are not
-        retired = None
-        if target.exists():
-            retired = target.with_name(f".old-{target.name}-{os.getpid()}-{time.time_ns()}")
-            os.replace(target, retired)
-        os.replace(staging, target)
-        if retired is not None:
-            shutil.rmtree(retired, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+def _stage(name: str) -> None:
+    # For the tests that interrupt a save at each of its stages (writing, written, renamed):
+    # COURSE_KILL_AT=<stage> ends this process there as `kill -9` or a power cut would, and
+    # COURSE_INTERRUPT_AT=<stage> raises KeyboardInterrupt there as Ctrl-C would.
+    if os.environ.get("COURSE_KILL_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get("COURSE_INTERRUPT_AT") == name:
+        raise KeyboardInterrupt(f"interrupted at {name} (COURSE_INTERRUPT_AT)")
 
 
-def _remove_other_keys(target: Path) -> None:
-    """Drop older entries (folders or files) of the same notebook, name and mode: they can never
-    match again."""
-    stem = target.name[: -(KEY_LENGTH + len(target.suffix) + 1)]
-    for other in target.parent.glob(f"{stem}-*{target.suffix}"):
-        if other == target or len(other.name) != len(target.name):
-            continue
-        if other.is_dir():
-            shutil.rmtree(other, ignore_errors=True)
-        else:
-            other.unlink(missing_ok=True)
+class _Loaded:
+    """A saved entry read and checked in full before anything in the notebook changes."""
+
+    def __init__(self, target: Path, key: str, training: _Training):
+        with np.load(target, allow_pickle=False) as stored:
+            arrays = {name: stored[name] for name in stored.files}
+        self.manifest = json.loads(str(arrays.pop("manifest.json")))
+        self.history = json.loads(str(arrays.pop("history.json")))
+        if self.manifest.get("key") != key or self.manifest.get("format") != FORMAT:
+            raise ValueError("its manifest does not match this training")
+        model = training.model
+        variables = _variables(model)
+        self.variables = [arrays.get(f"variable/{index}") for index in range(len(variables))]
+        for variable, value in zip(variables, self.variables, strict=True):
+            if value is None or tuple(value.shape) != tuple(variable.shape):
+                raise ValueError(f"the saved {variable.path} is missing or of another shape")
+        self.optimizers = {}
+        for attribute, saved in self.manifest.get("optimizers", {}).items():
+            values = [arrays.get(f"optimizer/{attribute}/{index}")
+                      for index in range(saved["count"])]
+            if attribute not in _optimizers(model) or any(value is None for value in values):
+                raise ValueError(f"the saved state of the optimizer {attribute!r} is incomplete")
+            self.optimizers[attribute] = (saved["indices"], values)
+        self.kept = []
+        for index in range(len(training.kept)):
+            prefix = f"kept/{index}/"
+            self.kept.append({name[len(prefix):]: value for name, value in arrays.items()
+                              if name.startswith(prefix)})
+
+    def restore(self, training: _Training) -> None:
+        model = training.model
+        for attribute, (indices, values) in self.optimizers.items():
+            optimizer = getattr(model, attribute)
+            if not optimizer.built:
+                trainable = model.trainable_variables
+                optimizer.build([trainable[index] for index in indices])
+            if [tuple(v.shape) for v in optimizer.variables] != [tuple(v.shape) for v in values]:
+                raise ValueError(f"the optimizer {attribute!r} holds variables of other shapes")
+            for variable, value in zip(optimizer.variables, values, strict=True):
+                variable.assign(value)
+        for variable, value in zip(_variables(model), self.variables, strict=True):
+            variable.assign(value)
+        for kept, arrays in zip(training.kept, self.kept, strict=True):
+            kept.restore_arrays(arrays)
 
 
-def _read_weights_file(model: keras.Model, path: Path) -> list[np.ndarray]:
-    """Weights from a .weights.h5 file, read through the model and then put back as they were."""
-    current = model.get_weights()
-    try:
-        model.load_weights(path)
-        return model.get_weights()
-    finally:
-        model.set_weights(current)
+class _Snapshot:
+    """The model's and its optimizers' state, to put back if a reload fails half-way."""
+
+    def __init__(self, training: _Training):
+        model = training.model
+        self.variables = _values(_variables(model))
+        self.optimizers = {attribute: _values(optimizer.variables)
+                           for attribute, optimizer in _optimizers(model).items()
+                           if optimizer.built}
+        self.kept = [kept.saved_arrays() for kept in training.kept]
+
+    def restore(self, training: _Training) -> None:
+        model = training.model
+        for variable, value in zip(_variables(model), self.variables, strict=True):
+            variable.assign(value)
+        for attribute, optimizer in _optimizers(model).items():
+            values = self.optimizers.get(attribute)
+            if values is None:
+                values = [np.zeros(v.shape, v.dtype) for v in optimizer.variables]
+                if optimizer.built:  # built by the failed reload: back to a fresh state
+                    fresh = type(optimizer).from_config(optimizer.get_config())
+                    fresh.build(optimizer._trainable_variables)
+                    values = _values(fresh.variables)
+            for variable, value in zip(optimizer.variables, values, strict=True):
+                variable.assign(value)
+        for kept, arrays in zip(training.kept, self.kept, strict=True):
+            kept.restore_arrays(arrays)
 
 
-def _load_entry(target: Path, key: str, models, keep):
-    manifest = json.loads((target / MANIFEST).read_text(encoding="utf-8"))
-    if manifest.get("key") != key or sorted(manifest.get("models", [])) != sorted(models):
-        raise ValueError("its manifest does not match this training")
-    formats = manifest.get("formats", {})
-    loaded = {}
-    for name, model in models.items():
-        if formats.get(name, "keras") == "keras":
-            saved = keras.saving.load_model(target / f"{name}.keras", safe_mode=True,
-                                            compile=False)
-            weights = saved.get_weights()
-        else:
-            weights = _read_weights_file(model, target / f"{name}.weights.h5")
-        expected = [tuple(array.shape) for array in model.get_weights()]
-        if [tuple(array.shape) for array in weights] != expected:
-            raise ValueError(f"the saved {name} holds weights of other shapes")
-        loaded[name] = weights
-    history = json.loads((target / HISTORY).read_text(encoding="utf-8"))
-    arrays = {}
-    if (target / KEPT_ARRAYS).exists():
-        with np.load(target / KEPT_ARRAYS, allow_pickle=False) as stored:
-            arrays = {key: stored[key] for key in stored.files}
-    # Only now that every file has loaded are the notebook's own networks changed.
-    for name, model in models.items():
-        model.set_weights(loaded[name])
-    _restore_kept(keep, arrays)
-    return history, manifest
+def _prune(target: Path) -> None:
+    """Keep the newest few entries of one notebook, name and mode; drop older layouts' folders."""
+    stem = target.name[: -(KEY_LENGTH + len(".npz") + 1)]
+    others = [other for other in target.parent.glob(f"{stem}-*")
+              if other != target and len(other.name) in {len(target.name),
+                                                         len(target.name) - len(".npz")}]
+    for legacy in [other for other in others if other.is_dir()]:
+        shutil.rmtree(legacy, ignore_errors=True)
+    files = sorted((other for other in others if other.is_file()),
+                   key=lambda other: other.stat().st_mtime, reverse=True)
+    for old in files[ENTRIES_KEPT - 1:]:
+        old.unlink(missing_ok=True)
 
 
-def train_once(
-    run,
-    notebook: str,
-    name: str,
-    models,
-    train: Callable[[], Any],
-    *,
-    settings: Mapping[str, Any] | None = None,
-    trainer=None,
-    keep=(),
-    verbose: bool = True,
-) -> keras.callbacks.History:
-    """Run `train()` and save the result, or reload a saved one with the same key. NB 1-12.
+def _as_history(model, values: Mapping[str, list[float]], params=None) -> keras.callbacks.History:
+    history = keras.callbacks.History()
+    history.history = {key: list(items) for key, items in values.items()}
+    history.epoch = list(range(max((len(items) for items in values.values()), default=0)))
+    history.params = params or {}
+    history.set_model(model)
+    model.history = history
+    return history
 
-    `models` (a model or a dict of them) are the networks whose weights are saved and restored in
-    place; `train` is a function of no arguments that trains them and returns fit()'s History;
-    `settings` are the values that shape the result but are not in the models (epochs, data size,
-    seed, arrays); `trainer` is the object whose `fit` runs when it is not one of `models` (a GAN or
-    VAE class); `keep` lists objects with `saved_arrays()` / `restore_arrays()` (such as
-    `training.GanProgress`) whose records are saved too. Returns the History, reloaded or new.
-    Either way the random generators are then reseeded from the key, so later cells see the same
-    random numbers whether the model was trained or reloaded.
-    """
-    models = _as_model_dict(models, _check_name("name", name))
-    for kept in keep:
-        if not (hasattr(kept, "saved_arrays") and hasattr(kept, "restore_arrays")):
-            raise TypeError(f"keep: a {type(kept).__name__} has no saved_arrays/restore_arrays.")
-    key = training_key(models, train, settings, trainer)
-    target = entry_dir(run, notebook, name, key)
-    if not getattr(run, "retrain", False) and (target / MANIFEST).exists():
-        started = time.perf_counter()
-        try:
-            history, manifest = _load_entry(target, key, models, keep)
-        except Exception as error:  # a damaged or foreign entry is retrained, never trusted
-            warnings.warn(f"Training {name} again: the saved copy in {target} did not load "
-                          f"({error}).", stacklevel=2)
-        else:
-            if verbose:
-                print(f"Reloaded the trained {name} in {time.perf_counter() - started:.1f} s "
-                      f"(training it took {manifest['train_seconds']:.0f} s). "
-                      "Set RETRAIN = True in the first cell to train again.")
-            _reseed_from(key)
-            return _as_history(history)
-    started = time.perf_counter()
-    history = _history_dict(train())
-    seconds = time.perf_counter() - started
-    manifest = {
-        "notebook": notebook, "name": name, "mode": run.mode, "key": key,
-        "models": sorted(models), "train_seconds": round(seconds, 2),
-        "saved_at": time.strftime("%Y-%m-%d %H:%M:%S"), "keras": keras.__version__,
-    }
-    try:
-        _save_entry(target, models, history, keep, manifest)
-    except Exception as error:  # training succeeded; a failed save must not lose the result
-        warnings.warn(f"Trained {name}, but could not save it to {target} ({error}); the "
-                      "next run will train again.", stacklevel=2)
-    else:
-        _remove_other_keys(target)
-        if verbose:
-            print(f"Trained {name} in {seconds:.0f} s and saved it; the next run reloads it "
-                  "in seconds.")
-    _reseed_from(key)
-    return _as_history(history)
+
+def _history_dict(history) -> dict[str, list[float]]:
+    return {str(key): [float(value) for value in np.ravel(values)]
+            for key, values in history.history.items()}
 
 
 def _reseed_from(key: str) -> None:
@@ -473,19 +655,90 @@ def _reseed_from(key: str) -> None:
     keras.utils.set_random_seed(int(key[:8], 16))
 
 
+class once:  # noqa: N801 - reads as a verb in the notebooks: checkpoints.once(...).fit(...)
+    """Wrap a compiled model so that `.fit(...)` trains once and reloads afterwards. NB 1-12.
+
+    `run` comes from config.setup (its mode and RETRAIN switch), `notebook` is the two-digit
+    number, `name` names the saved entry. `.fit` takes exactly keras.Model.fit's arguments and
+    returns its History (reloaded or new); the model itself ends up trained either way.
+    """
+
+    def __init__(self, run, notebook: str, name: str, model: keras.Model, *,
+                 verbose: bool = True):
+        self.run = run
+        self.notebook = _check_name("notebook", notebook)
+        self.name = _check_name("name", name)
+        self.model = model
+        self.verbose = verbose
+        if not hasattr(run, "mode"):
+            raise TypeError("once() needs the run settings from config.setup(...) first, e.g. "
+                            f'once(run, "08", "vae", vae); got a {type(run).__name__}.')
+
+    def fit(self, *args, **kwargs) -> keras.callbacks.History:
+        """keras.Model.fit, or a reload of its saved result when nothing that shapes it changed."""
+        started = time.perf_counter()
+        model = _check_model(self.model)
+        training = _Training(model, args, kwargs)
+        key, seed_key = training.key()
+        target = entry_path(self.run, self.notebook, self.name, key)
+        if not getattr(self.run, "retrain", False) and target.is_file():
+            history = self._reload(training, target, key, started)
+            if history is not None:
+                _reseed_from(seed_key)
+                return history
+        started = time.perf_counter()
+        history = model.fit(*args, **kwargs)
+        seconds = time.perf_counter() - started
+        manifest = {"format": FORMAT, "notebook": self.notebook, "name": self.name,
+                    "mode": self.run.mode, "key": key, "train_seconds": round(seconds, 2),
+                    "saved_at": time.strftime("%Y-%m-%d %H:%M:%S"), "keras": keras.__version__,
+                    "params": _describe_value(getattr(history, "params", {}) or {},
+                                              strict=False)}
+        try:
+            _save_entry(target, _entry_arrays(training, _history_dict(history), manifest))
+        except Exception as error:  # training succeeded; a failed save must not lose the result
+            warnings.warn(f"Trained {self.name}, but could not save it to {target} ({error}); "
+                          "the next run will train again.", stacklevel=2)
+        else:
+            _prune(target)
+            if self.verbose:
+                print(f"Trained {self.name} in {seconds:.0f} s {TRAINED_LINE}; the next run "
+                      "reloads it in seconds.")
+        _reseed_from(seed_key)
+        return history
+
+    def _reload(self, training: _Training, target: Path, key: str, started: float):
+        data.remove_stale_parts(target)  # what a save killed in an earlier run left behind
+        snapshot = _Snapshot(training)
+        try:
+            loaded = _Loaded(target, key, training)
+            loaded.restore(training)
+        except Exception as error:  # a damaged or foreign entry is retrained, never trusted
+            snapshot.restore(training)  # training starts from where it would have started
+            warnings.warn(f"Training {self.name} again: the saved copy {target} did not load "
+                          f"({error}).", stacklevel=3)
+            return None
+        if self.verbose:
+            print(f"{RELOADED_LINE} {self.name} in {time.perf_counter() - started:.1f} s "
+                  f"(training it took {loaded.manifest['train_seconds']:.0f} s). "
+                  "Set RETRAIN = True in the first cell to train again.")
+        return _as_history(training.model, loaded.history, loaded.manifest.get("params"))
+
+
 def compute_once(
     run, notebook: str, name: str, compute: Callable[[], Any], *, settings=None,
     verbose: bool = True,
 ) -> np.ndarray:
     """Run a slow computation that is not a Keras model (t-SNE) once; reload its array. NB 2.
 
-    Keyed like `train_once`: by notebook, name, mode and a SHA-256 of `settings` (arrays by
-    content) and of `compute`'s source; saved atomically as .npz, loaded without pickle.
+    Keyed by notebook, name, mode and a digest of `settings` (arrays by content) and of
+    `compute`'s code; saved atomically as .npz, loaded without pickle.
     """
-    description = {"settings": _describe_value(settings or {}), "compute": _source_of(compute)}
+    description = {"settings": _describe_value(settings or {}),
+                   "compute": _normalised_source(compute)}
     key = hashlib.sha256(json.dumps(description, sort_keys=True).encode("utf-8")).hexdigest()
-    target = entry_dir(run, notebook, name, key).with_suffix(".npz")
-    if not getattr(run, "retrain", False) and target.exists():
+    target = entry_path(run, notebook, name, key)
+    if not getattr(run, "retrain", False) and target.is_file():
         try:
             with np.load(target, allow_pickle=False) as stored:
                 result = stored["result"]
@@ -502,5 +755,5 @@ def compute_once(
     except Exception as error:  # the result is still returned; only the saved copy is missing
         warnings.warn(f"Computed {name}, but could not save it ({error}).", stacklevel=2)
     else:
-        _remove_other_keys(target)
+        _prune(target)
     return result

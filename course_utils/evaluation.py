@@ -1,4 +1,4 @@
-"""A Fashion-MNIST classifier that judges generated images, trained once per mode and cached.
+"""A Fashion-MNIST classifier that judges generated images, trained once per mode (checkpoints).
 
 Plumbing for notebooks 9-12: it tells which class a generated image looks like (mode collapse as
 a number) and, in notebook 12, gives the features for the domain Fréchet distance.
@@ -6,9 +6,6 @@ a number) and, in notebook 12, gives the features for the domain Fréchet distan
 
 from __future__ import annotations
 
-import hashlib
-import json
-import warnings
 from pathlib import Path
 
 import keras
@@ -39,57 +36,17 @@ def build_fashion_classifier() -> keras.Model:
     )
 
 
-def _without_names(config):
-    # Keras numbers automatic layer names per session (conv2d, conv2d_1, ...): leave them out,
-    # or the same architecture would get a new key every time it is built.
-    if isinstance(config, dict):
-        return {key: _without_names(value) for key, value in config.items() if key != "name"}
-    if isinstance(config, list):
-        return [_without_names(value) for value in config]
-    return config
-
-
-def _settings_key(model: keras.Model, settings: dict) -> str:
-    architecture = _without_names(json.loads(model.to_json()))
-    described = json.dumps({"model": architecture, "settings": settings}, sort_keys=True)
-    return hashlib.sha256(described.encode("utf-8")).hexdigest()[:12]
-
-
-def _save_atomically(model: keras.Model, path: Path) -> None:
-    # An interrupted save never leaves a broken file for the next run to trip over.
-    data.write_atomically(path, model.save)
-
-
 def load_fashion_classifier(run, verbose=True) -> keras.Model:
-    """Return the judge classifier, training it on first use in this run mode. Notebooks 9-12."""
-    settings = {
-        "limit": run.pick(smoke=2000, default=None),
-        "epochs": run.pick(smoke=1, default=4, book=10),
-        "batch_size": 128,
-        "seed": run.seed,
-    }
-    fresh = build_fashion_classifier()
-    path = model_dir() / f"fashion_classifier-{run.mode}-{_settings_key(fresh, settings)}.keras"
-    if path.exists():
-        try:
-            return keras.saving.load_model(path, safe_mode=True)
-        except Exception as error:  # a damaged cache file is rebuilt, never trusted
-            warnings.warn(f"Retraining the judge: the cached {path.name} did not load ({error}).",
-                          stacklevel=2)
-    if verbose:
-        epochs = settings["epochs"]
-        print(f"Training the judge classifier once for {run.mode} mode ({epochs} epoch"
-              f"{'' if epochs == 1 else 's'}); later runs reload it from {path.parent}.")
-    keras.utils.set_random_seed(run.seed)
-    fashion = data.load_fashion_mnist(limit=settings["limit"])
-    fresh.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
-    fresh.fit(
-        data.to_dataset(fashion.X_train, fashion.y_train, batch_size=settings["batch_size"],
-                        seed=run.seed),
-        epochs=settings["epochs"], verbose=0, shuffle=False,  # the dataset already shuffles
-    )
-    _save_atomically(fresh, path)
-    return fresh
+    """Return the judge classifier, trained once per run mode (checkpoints.once). NB 9-12."""
+    epochs = run.pick(smoke=1, default=4, book=10)
+    keras.utils.set_random_seed(run.seed)  # the same judge in every notebook that asks for it
+    judge = build_fashion_classifier()
+    judge.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    fashion = data.load_fashion_mnist(limit=2000 if run.mode == "smoke" else None)
+    train_set = data.to_dataset(fashion.X_train, fashion.y_train, batch_size=128, seed=run.seed)
+    checkpoints.once(run, "judge", "fashion_classifier", judge, verbose=verbose).fit(
+        train_set, epochs=epochs, verbose=0)
+    return judge
 
 
 def _check_judge_images(images) -> np.ndarray:
@@ -152,8 +109,10 @@ def published_path(name: str, run) -> Path:
 
 def publish_model(model: keras.Model, name: str, run) -> Path:
     """Save a trained model (atomically, .keras) for a later notebook. Notebooks 8-10."""
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"publish_model saves a keras.Model, not a {type(model).__name__}.")
     path = published_path(name, run)
-    _save_atomically(model, path)
+    data.write_atomically(path, model.save)
     return path
 
 
