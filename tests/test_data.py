@@ -83,11 +83,10 @@ def replace_with_other_content(path: Path) -> None:
 CORRUPTIONS = [flip_byte, truncate, replace_with_text, replace_with_other_content]
 
 
-def leftover_parts(directory: Path) -> list[str]:
-    """Names of download temp files left in directory."""
-    if not directory.exists():
-        return []
-    return [p.name for p in directory.iterdir() if p.name.endswith(".part")]
+def files_in(directory: Path) -> list[str]:
+    """Every name in directory, hidden ones included, sorted: comparing it with the expected files
+    catches a temporary file left behind whatever it is called. The folder must exist."""
+    return sorted(os.listdir(directory))
 
 
 @pytest.fixture(autouse=True)
@@ -251,7 +250,7 @@ def test_download_urls_default_to_official_then_keras_mirror(monkeypatch):
 def test_download_fills_the_repo_cache(sources, online):
     write_source(online.dir)
     assert locate_tiny() == sources["repo"]
-    assert sorted(os.listdir(sources["repo"])) == sorted(NAMES)
+    assert files_in(sources["repo"]) == sorted(NAMES)
     assert data.inspect_dir(sources["repo"], TINY_SHA256) == ([], [])
     assert sorted(online.requests) == sorted("/" + name for name in NAMES)
 
@@ -267,7 +266,7 @@ def test_download_fetches_only_missing_or_corrupt_files(sources, online):
     assert sorted(online.requests) == sorted("/" + name for name in NAMES[1:])
     assert (good.stat().st_mtime_ns, good.stat().st_ino) == good_before
     assert data.inspect_dir(sources["repo"], TINY_SHA256) == ([], [])
-    assert leftover_parts(sources["repo"]) == []
+    assert files_in(sources["repo"]) == sorted(NAMES)
 
 
 def test_corrupt_download_leaves_no_file_behind(sources, online):
@@ -279,8 +278,7 @@ def test_corrupt_download_leaves_no_file_behind(sources, online):
     assert f"checksum mismatch for {bad_name} downloaded from {online.url}{bad_name}" in str(
         excinfo.value
     )
-    assert not (sources["repo"] / bad_name).exists()
-    assert leftover_parts(sources["repo"]) == []
+    assert files_in(sources["repo"]) == sorted(name for name in NAMES if name != bad_name)
 
 
 def test_failed_download_never_replaces_a_good_file(tmp_path, file_server):
@@ -301,7 +299,7 @@ def test_http_404_names_the_url(sources, online):
     message = str(excinfo.value)
     assert f"{online.url}t10k-images-idx3-ubyte.gz: HTTP Error 404" in message
     assert "download failed" in message
-    assert leftover_parts(sources["repo"]) == []
+    assert files_in(sources["repo"]) == sorted(set(NAMES) - {"t10k-images-idx3-ubyte.gz"})
 
 
 def test_unreachable_url_falls_back_to_the_next_one(sources, online, monkeypatch):
@@ -313,6 +311,7 @@ def test_unreachable_url_falls_back_to_the_next_one(sources, online, monkeypatch
     write_source(online.dir)
     assert locate_tiny() == sources["repo"]
     assert len(online.requests) == len(NAMES)
+    assert files_in(sources["repo"]) == sorted(NAMES)
 
 
 def test_unreachable_url_is_tried_once_not_per_file(sources, monkeypatch):
@@ -325,7 +324,7 @@ def test_unreachable_url_is_tried_once_not_per_file(sources, monkeypatch):
     with pytest.raises(data.DataUnavailableError) as excinfo:
         locate_tiny()
     assert str(excinfo.value).count(dead_url) == 1
-    assert leftover_parts(sources["repo"]) == []
+    assert files_in(sources["repo"]) == []
 
 
 @pytest.mark.parametrize("offline_by", ["env", "argument"])
@@ -674,3 +673,27 @@ def test_write_atomically_keeps_the_old_file_and_no_temp_when_writing_fails(tmp_
         data.write_atomically(target, write_half_then_fail)
     assert target.read_text() == "old"
     assert [path.name for path in tmp_path.iterdir()] == ["figures.json"]
+
+
+def test_write_atomically_removes_what_killed_writers_left_and_nothing_else(tmp_path):
+    target = tmp_path / "figures.json"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid names a writer that is gone
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as alive:
+        try:
+            stale_file = tmp_path / f".figures.json-{dead.pid}-a1b2{data.PART_MARKER}.json"
+            stale_dir = tmp_path / f".figures.json-{dead.pid}-c3d4{data.PART_MARKER}.json"
+            live = tmp_path / f".figures.json-{alive.pid}-e5f6{data.PART_MARKER}.json"
+            other = tmp_path / f".other.json-{dead.pid}-a1b2{data.PART_MARKER}.json"
+            for path in (stale_file, live, other):
+                path.write_text("half")
+            stale_dir.mkdir()
+            (stale_dir / "inside").write_text("half")
+            assert data.partial_files(target) == sorted([stale_file, stale_dir, live])
+
+            data.write_atomically(target, lambda tmp: tmp.write_text("new"))
+        finally:
+            alive.kill()
+    # The dead writer's leftovers are gone; a live writer's file and another file's are kept.
+    assert files_in(tmp_path) == sorted(["figures.json", live.name, other.name])
+    assert target.read_text() == "new"
