@@ -7,6 +7,8 @@ import pytest
 from benchmark import format_quality_table, format_table, plot_times
 from run_notebooks import NotebookRun, execute_notebook, save_outputs
 
+from course_utils import checkpoints
+
 TINY = [
     "import os\nmode = os.environ['COURSE_MODE']",
     "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\nplt.show()",
@@ -124,14 +126,22 @@ def _run_printing(path, seconds, text, cell_seconds=None):
                        cell_seconds=cell_seconds or {})
 
 
+def test_benchmark_counts_the_lines_checkpoints_prints():
+    import benchmark
+
+    # The very constants train_once prints with, not copies that could drift apart.
+    assert benchmark.TRAINED_LINE is checkpoints.TRAINED_LINE
+    assert benchmark.RELOADED_LINE is checkpoints.RELOADED_LINE
+
+
 def test_train_once_table_gives_the_ratio_and_counts_trained_and_reloaded_models(tmp_path):
     from benchmark import format_train_once_table
 
-    first = [_run_printing(tmp_path / "01_a.ipynb", 120.0,
-                           "Trained conv_ae in 100 s and saved it; ...\n", {0: 5.0, 1: 101.0}),
+    trained = f"Trained conv_ae in 100 s {checkpoints.TRAINED_LINE}; the next run reloads it\n"
+    reloaded = f"{checkpoints.RELOADED_LINE} conv_ae in 0.2 s (set RETRAIN = True to train)\n"
+    first = [_run_printing(tmp_path / "01_a.ipynb", 120.0, trained, {0: 5.0, 1: 101.0}),
              _run_printing(tmp_path / "00_b.ipynb", 10.0, "no training here\n")]
-    second = [_run_printing(tmp_path / "01_a.ipynb", 8.0,
-                            "Reloaded the trained conv_ae in 0.2 s ...\n", {0: 4.0, 1: 0.5}),
+    second = [_run_printing(tmp_path / "01_a.ipynb", 8.0, reloaded, {0: 4.0, 1: 0.5}),
               _run_printing(tmp_path / "00_b.ipynb", 9.0, "no training here\n")]
     table = format_train_once_table(first, second).splitlines()
     assert table[2] == "| 01_a.ipynb | 120.0 | 1 | 8.0 | 1 | 15.0x | 101.0 → 0.5 |"

@@ -37,11 +37,12 @@ from run_notebooks import (
     save_outputs,
 )
 
+from course_utils.checkpoints import RELOADED_LINE, TRAINED_LINE  # what training prints
+
 REPORT_DIR = REPO_ROOT / "build" / "benchmark"
 QUALITY_DIR = REPORT_DIR / "quality"
 PARTS = ("notebooks", "gan-speed", "train-once")
 TRAIN_ONCE_DIR = REPORT_DIR / "train_once_models"
-TRAINED_LINE, RELOADED_LINE = "and saved it", "Reloaded the trained"
 
 
 def format_table(runs) -> str:
