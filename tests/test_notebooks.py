@@ -10,6 +10,8 @@ from clean_notebooks import CHECKED_TAG, clean, notebook_paths
 
 NOTEBOOKS = [path for path in notebook_paths() if re.match(r"\d\d_", path.name)]
 SMOKE_LINE = "Run mode: smoke ("
+# How a notebook trains a model once and reloads it later (checkpoints.once, formerly train_once).
+TRAINS_ONCE = re.compile(r"\bcheckpoints\.(?:once|train_once)\(")
 
 
 def _read(path):
@@ -37,8 +39,13 @@ def test_notebook_has_one_visible_mode_switch_and_the_smoke_check(path):
     assert len(parameters) == 1
     switches = parameters[0].source.strip().splitlines()
     assert re.fullmatch(r'COURSE_MODE = None\s*#.*', switches[0])
-    if any("checkpoints.train_once(" in cell.source for cell in cells):
-        assert len(switches) == 2 and re.fullmatch(r"RETRAIN = None\s*#.*", switches[1])
+    # Both ways round, so that a renamed training call cannot make this check silently skip.
+    trains = any(TRAINS_ONCE.search(cell.source) for cell in cells if cell.cell_type == "code")
+    has_retrain = len(switches) == 2 and bool(re.fullmatch(r"RETRAIN = None\s*#.*", switches[1]))
+    assert has_retrain is trains, (
+        f"{path.name}: a RETRAIN switch exactly when it trains with checkpoints ({trains})")
+    assert len(switches) == 1 + trains
+    if trains:
         assert any("config.setup(COURSE_MODE, retrain=RETRAIN)" in cell.source for cell in cells)
     checked = [cell for cell in cells if CHECKED_TAG in cell.metadata.get("tags", [])]
     assert len(checked) == 1
