@@ -2,32 +2,92 @@
 
 from __future__ import annotations
 
+import numbers
+
 import keras
 import numpy as np
 from keras import ops
 from scipy.linalg import subspace_angles
 
+from course_utils.checks import check_count, check_finite
+
+
+def _concrete(values, name):
+    # NumPy arrays, lists and eager tensors are checked by value; symbolic tensors (inside a
+    # compiled train step) only by their static shape.
+    if isinstance(values, keras.KerasTensor):
+        return None
+    if isinstance(values, np.ndarray | list | tuple | numbers.Number):
+        return check_finite(values, name)
+    import tensorflow as tf
+
+    if tf.is_tensor(values) and tf.executing_eagerly():
+        return check_finite(values.numpy(), name)
+    return None
+
 
 @keras.saving.register_keras_serializable(package="course_utils")
 def rounded_accuracy(y_true, y_pred):
-    """Share of pixels on the right side of 0.5 after rounding both images. Notebooks 2-7."""
-    matches = ops.equal(ops.round(y_true), ops.round(y_pred))
+    """Share of pixels on the same side of 0.5 in both images (rounding). Notebooks 2-7."""
+    true_values, pred_values = _concrete(y_true, "y_true"), _concrete(y_pred, "y_pred")
+    y_true = y_true if true_values is None else true_values
+    y_pred = y_pred if pred_values is None else pred_values
+    true_shape, pred_shape = tuple(y_true.shape), tuple(y_pred.shape)
+    if len(true_shape) != len(pred_shape) or any(
+        a is not None and b is not None and a != b
+        for a, b in zip(true_shape, pred_shape, strict=False)
+    ):
+        raise ValueError(
+            f"rounded_accuracy needs y_true and y_pred of the same shape, got {true_shape} and "
+            f"{pred_shape}; make the model's output match its targets (e.g. end the decoder "
+            "with keras.layers.Reshape to the images' shape)."
+        )
+    if len(true_shape) == 0 or true_shape[-1] == 0:
+        raise ValueError(f"rounded_accuracy needs values along a last axis, got shape "
+                         f"{true_shape}; pass batches shaped (n, ...pixels).")
+    if true_values is not None and true_values.size and (
+            true_values.min() < -1e-3 or true_values.max() > 1 + 1e-3):
+        raise ValueError(
+            f"y_true should be pixels in [0, 1], got values from {true_values.min():.4g} to "
+            f"{true_values.max():.4g}; divide 0-255 images by 255 (or rescale tanh images with "
+            "(images + 1) / 2) first."
+        )
+    # For values in [0, 1] "x > 0.5" is exactly round(x) (0.5 rounds to even, 0); it also keeps a
+    # linear output of 1.2 on the bright side, where round() would give 1 != 2.
+    matches = ops.equal(ops.greater(y_true, 0.5), ops.greater(y_pred, 0.5))
     # Averaging over the last axis gives per-sample values, as Keras' built-in metrics do;
     # the metric wrapper then averages those over the batch.
     return ops.mean(ops.cast(matches, "float32"), axis=-1)
 
 
 def _as_matrix(name: str, values) -> np.ndarray:
-    matrix = np.asarray(values, dtype=np.float64)
+    matrix = check_finite(values, name).astype(np.float64)
     if matrix.ndim != 2:
         raise ValueError(
-            f"{name} must be a 2-D matrix whose columns span a subspace, got shape {matrix.shape}."
+            f"{name} must be a 2-D matrix whose columns span a subspace, got shape "
+            f"{matrix.shape}; pass one column per basis vector (e.g. pca.components_.T)."
         )
-    if not np.all(np.isfinite(matrix)):
-        raise ValueError(f"{name} contains NaN or infinite values.")
-    if matrix.shape[1] == 0 or np.linalg.matrix_rank(matrix) == 0:
-        raise ValueError(f"{name} spans no subspace: it has no non-zero column.")
+    if matrix.shape[1] == 0 or matrix.shape[0] == 0 or np.linalg.matrix_rank(matrix) == 0:
+        raise ValueError(f"{name} spans no subspace: it has no non-zero column; pass the "
+                         "basis vectors (e.g. a trained decoder's directions).")
     return matrix
+
+
+def _check_independent(name: str, matrix: np.ndarray) -> None:
+    rank = np.linalg.matrix_rank(matrix)
+    if matrix.shape[1] > matrix.shape[0]:
+        raise ValueError(
+            f"{name} has {matrix.shape[1]} columns in a {matrix.shape[0]}-D space, so its "
+            "columns cannot be independent basis vectors. Columns are the vectors here: for "
+            "scikit-learn's pca.components_ (one component per row) pass pca.components_.T."
+        )
+    if rank < matrix.shape[1]:
+        raise ValueError(
+            f"{name} has {matrix.shape[1]} columns but they span only {rank} dimension(s): "
+            "some columns are (nearly) linearly dependent, so the angles would describe a "
+            "smaller subspace. Pass linearly independent columns (e.g. a model whose codings "
+            "did not collapse)."
+        )
 
 
 def principal_angles(basis_a, basis_b, *, degrees: bool = True) -> np.ndarray:
@@ -37,8 +97,11 @@ def principal_angles(basis_a, basis_b, *, degrees: bool = True) -> np.ndarray:
     if a.shape[0] != b.shape[0]:
         raise ValueError(
             f"The two bases live in spaces of different dimension: {a.shape[0]} rows vs "
-            f"{b.shape[0]} rows. Pass matrices whose columns are vectors of the same space."
+            f"{b.shape[0]} rows. Pass matrices whose columns are vectors of the same space "
+            "(transpose a basis given one vector per row, e.g. pca.components_.T)."
         )
+    _check_independent("basis_a", a)
+    _check_independent("basis_b", b)
     # SciPy's routine switches to sines for small angles, where arccos of cosines near 1 is
     # inaccurate; the angles under 2 degrees that notebook 1 reports are exactly that case.
     angles = np.sort(subspace_angles(a, b))
@@ -47,12 +110,15 @@ def principal_angles(basis_a, basis_b, *, degrees: bool = True) -> np.ndarray:
 
 def reconstruction_mse(originals, reconstructions) -> float:
     """Mean squared error over every value of two same-shaped arrays. Notebooks 1, 6 and 12."""
-    x = np.asarray(originals, dtype=np.float64)
-    x_hat = np.asarray(reconstructions, dtype=np.float64)
+    x = check_finite(originals, "originals").astype(np.float64)
+    x_hat = check_finite(reconstructions, "reconstructions").astype(np.float64)
     if x.shape != x_hat.shape:
         raise ValueError(
-            f"originals and reconstructions differ in shape: {x.shape} vs {x_hat.shape}."
+            f"originals and reconstructions differ in shape: {x.shape} vs {x_hat.shape}; pass "
+            "model.predict(originals) reshaped like the originals."
         )
+    if x.size == 0:
+        raise ValueError("originals and reconstructions are empty; pass at least one value.")
     return float(np.mean((x - x_hat) ** 2))
 
 
@@ -63,17 +129,20 @@ def class_coverage(labels, n_classes=10) -> dict:
     1% of the labels, so one stray sample does not count as coverage) and `effective_classes`,
     exp(entropy of the shares): 1 when every label is the same class, n_classes when all are equal.
     """
+    n_classes = check_count(n_classes, "n_classes", 1)
     labels = np.asarray(labels)
     if labels.ndim != 1 or labels.size == 0:
         raise ValueError(
-            f"Expected a non-empty 1-D array of class labels, got shape {labels.shape}."
+            f"Expected a non-empty 1-D array of class labels, got shape {labels.shape}; pass "
+            "one label per sample, e.g. evaluation.classify_images(...) or np.ravel(labels)."
         )
     if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"Class labels must be integers, got dtype {labels.dtype}.")
+        raise ValueError(f"Class labels must be integers, got dtype {labels.dtype}; pass class "
+                         "indices, e.g. np.argmax(probabilities, axis=-1).")
     if labels.min() < 0 or labels.max() >= n_classes:
         raise ValueError(
             f"Class labels must lie in [0, {n_classes - 1}], got values from {labels.min()} "
-            f"to {labels.max()}."
+            f"to {labels.max()}; pass class indices, or a larger n_classes."
         )
     counts = np.bincount(labels, minlength=n_classes)
     shares = counts / counts.sum()
@@ -100,15 +169,26 @@ def frechet_distance_from_statistics(mean_a, cov_a, mean_b, cov_b) -> float:
     The trace of (C_a C_b)^½ equals that of (C_a^½ C_b C_a^½)^½, a symmetric positive
     semi-definite matrix, so only symmetric eigendecompositions are needed: no complex parts.
     """
-    mean_a, mean_b = np.asarray(mean_a, np.float64), np.asarray(mean_b, np.float64)
-    cov_a, cov_b = np.asarray(cov_a, np.float64), np.asarray(cov_b, np.float64)
+    mean_a, mean_b = (check_finite(v, n).astype(np.float64)
+                      for v, n in ((mean_a, "mean_a"), (mean_b, "mean_b")))
+    cov_a, cov_b = (check_finite(v, n).astype(np.float64)
+                    for v, n in ((cov_a, "cov_a"), (cov_b, "cov_b")))
     size = mean_a.shape[0] if mean_a.ndim == 1 else -1
-    if (mean_a.ndim != 1 or mean_b.shape != mean_a.shape
+    if (mean_a.ndim != 1 or size < 1 or mean_b.shape != mean_a.shape
             or cov_a.shape != (size, size) or cov_b.shape != (size, size)):
         raise ValueError(
             "Expected two means shaped (d,) and two covariances shaped (d, d); got "
-            f"{mean_a.shape}, {cov_a.shape}, {mean_b.shape}, {cov_b.shape}."
+            f"{mean_a.shape}, {cov_a.shape}, {mean_b.shape}, {cov_b.shape}. Compute them with "
+            "features.mean(axis=0) and np.atleast_2d(np.cov(features, rowvar=False))."
         )
+    for name, cov in (("cov_a", cov_a), ("cov_b", cov_b)):
+        scale = max(1.0, float(np.abs(cov).max()))
+        if not np.allclose(cov, cov.T, rtol=0, atol=1e-8 * scale):
+            raise ValueError(f"{name} is not symmetric, so it is no covariance matrix; pass "
+                             "np.cov(features, rowvar=False) (features: one row per sample).")
+        if np.linalg.eigvalsh((cov + cov.T) / 2).min() < -1e-6 * scale:
+            raise ValueError(f"{name} has negative eigenvalues, so it is no covariance matrix; "
+                             "pass np.cov(features, rowvar=False).")
     root_a = _symmetric_sqrt(cov_a)
     cross = _symmetric_sqrt(root_a @ cov_b @ root_a)
     distance = np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a) + np.trace(cov_b)
@@ -119,19 +199,20 @@ def frechet_distance(features_a, features_b) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets (rows = samples). NB 12."""
     stats = []
     for name, features in (("features_a", features_a), ("features_b", features_b)):
-        features = np.asarray(features, np.float64)
-        if features.ndim != 2 or features.shape[0] < 2:
+        features = check_finite(features, name).astype(np.float64)
+        if features.ndim != 2 or features.shape[0] < 2 or features.shape[1] < 1:
+            hint = (" (one feature per sample? use features.reshape(-1, 1))"
+                    if features.ndim == 1 else "")
             raise ValueError(
                 f"{name} must be shaped (samples, features) with at least 2 samples, got "
-                f"{features.shape}."
+                f"{features.shape}{hint}; pass one row of features per sample."
             )
-        if not np.all(np.isfinite(features)):
-            raise ValueError(f"{name} contains NaN or infinite values.")
-        stats += [features.mean(axis=0), np.cov(features, rowvar=False)]
+        # np.cov of a single feature column is 0-d: atleast_2d makes it the (1, 1) matrix.
+        stats += [features.mean(axis=0), np.atleast_2d(np.cov(features, rowvar=False))]
     if stats[0].shape != stats[2].shape:
         raise ValueError(
             f"Both feature sets need the same number of features, got {stats[0].shape[0]} "
-            f"and {stats[2].shape[0]}."
+            f"and {stats[2].shape[0]}; compute both with the same feature extractor."
         )
     return frechet_distance_from_statistics(*stats)
 
@@ -140,11 +221,12 @@ def anomaly_auc(normal_scores, anomalous_scores) -> float:
     """ROC AUC of an anomaly score: the chance an anomaly scores above a normal case. NB 12."""
     from sklearn.metrics import roc_auc_score
 
-    normal = np.asarray(normal_scores, np.float64).ravel()
-    anomalous = np.asarray(anomalous_scores, np.float64).ravel()
+    normal = check_finite(normal_scores, "normal_scores (must be finite)").astype(np.float64)
+    anomalous = check_finite(anomalous_scores,
+                             "anomalous_scores (must be finite)").astype(np.float64)
+    normal, anomalous = normal.ravel(), anomalous.ravel()
     if normal.size == 0 or anomalous.size == 0:
-        raise ValueError("anomaly_auc needs at least one normal and one anomalous score.")
-    if not (np.all(np.isfinite(normal)) and np.all(np.isfinite(anomalous))):
-        raise ValueError("Scores must be finite numbers.")
+        raise ValueError("anomaly_auc needs at least one normal and one anomalous score; pass "
+                         "the scores of both groups.")
     labels = np.r_[np.zeros(normal.size), np.ones(anomalous.size)]
     return float(roc_auc_score(labels, np.r_[normal, anomalous]))
