@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from course_utils.checks import MAX_SEED, check_seed  # noqa: F401 - re-exported
+
 MODE_ENV_VAR = "COURSE_MODE"
 DEFAULT_MODE = "default"
 MODE_DESCRIPTIONS = {
@@ -24,6 +26,16 @@ MODES = tuple(MODE_DESCRIPTIONS)
 RETRAIN_ENV_VAR = "COURSE_RETRAIN"
 
 
+class _SameAsDefault:
+    """The marker for `pick(book=...)` left out: book mode then uses the default value."""
+
+    def __repr__(self) -> str:
+        return "<same as default>"
+
+
+SAME_AS_DEFAULT = _SameAsDefault()
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """The resolved run mode and seed; `pick` chooses a size per mode. Used by every notebook."""
@@ -32,16 +44,26 @@ class RunSettings:
     seed: int
     retrain: bool = False  # True: train again instead of reloading saved models (checkpoints)
 
+    def __post_init__(self):
+        if self.mode not in MODE_DESCRIPTIONS:
+            choices = ", ".join(f'"{name}"' for name in MODES)
+            raise ValueError(f"Unknown run mode {self.mode!r}; RunSettings takes one of "
+                             f"{choices} (lower case). Use config.setup(mode) or "
+                             "config.resolve_mode(mode), which also accept other spellings.")
+        object.__setattr__(self, "seed", check_seed(self.seed))
+        if not isinstance(self.retrain, bool):
+            raise TypeError(f"retrain must be True or False, got {self.retrain!r}.")
+
     @property
     def is_smoke(self) -> bool:
         """True in the CI smoke mode (some cells skip slow extras then)."""
         return self.mode == "smoke"
 
-    def pick(self, *, smoke: Any, default: Any, book: Any = None) -> Any:
-        """Return the value for the current mode; `book` falls back to `default`."""
-        return {"smoke": smoke, "default": default, "book": default if book is None else book}[
-            self.mode
-        ]
+    def pick(self, *, smoke: Any, default: Any, book: Any = SAME_AS_DEFAULT) -> Any:
+        """Return the value for the current mode; `book` left out means `default`, None is None."""
+        if book is SAME_AS_DEFAULT:
+            book = default
+        return {"smoke": smoke, "default": default, "book": book}[self.mode]
 
     def __str__(self) -> str:
         return f"Run mode: {self.mode} ({MODE_DESCRIPTIONS[self.mode]}), seed {self.seed}"
@@ -85,6 +107,7 @@ def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and Keras/TensorFlow so CPU runs repeat exactly. Every notebook."""
     import keras  # imported here so that importing course_utils.config stays cheap
 
+    seed = check_seed(seed)
     random.seed(seed)
     np.random.seed(seed)  # noqa: NPY002 - students' own cells may use the legacy global API
     # tf.random.set_seed no longer seeds Keras initialisers; this call seeds all three generators.
@@ -158,7 +181,7 @@ def setup(
     mode: str | None = None, seed: int = 42, *, retrain: bool | None = None, plots: bool = True
 ) -> RunSettings:
     """Resolve mode and retrain switch, seed, silence logs, set plot defaults. Every notebook."""
-    settings = RunSettings(mode=resolve_mode(mode), seed=int(seed),
+    settings = RunSettings(mode=resolve_mode(mode), seed=check_seed(seed),
                            retrain=resolve_retrain(retrain))
     quiet_tensorflow()
     seed_everything(settings.seed)
