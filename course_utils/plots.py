@@ -9,13 +9,22 @@ import numpy as np
 import plotly.graph_objects as go
 from matplotlib.ticker import MaxNLocator
 
+from course_utils.checks import (
+    check_count,
+    check_finite,
+    check_images,
+    check_number,
+    check_range_pair,
+)
+
 
 def _history_dict(history) -> Mapping[str, Sequence[float]]:
     values = getattr(history, "history", history)
     if not isinstance(values, Mapping) or not values:
         raise TypeError(
             "plot_learning_curves expects the History returned by model.fit (or its .history "
-            f"dict of per-epoch lists), got {type(history).__name__}."
+            f"dict of per-epoch lists), got {type(history).__name__}; pass history = "
+            "model.fit(...) after at least one epoch."
         )
     return values
 
@@ -23,9 +32,23 @@ def _history_dict(history) -> Mapping[str, Sequence[float]]:
 def plot_learning_curves(history, metrics=("loss",), reference=None, title=None, log_y=False):
     """Training and validation curves per epoch, one panel per metric. Notebooks 1-10."""
     values = _history_dict(history)
+    metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
+    if not metrics:
+        raise ValueError('metrics is empty; name at least one, e.g. metrics=("loss",).')
     missing = [name for name in metrics if name not in values]
     if missing:
-        raise KeyError(f"No {missing} in the history; it has {sorted(values)}.")
+        raise KeyError(f"No {missing} in the history; it has {sorted(values)}. Pass metrics "
+                       "from that list.")
+    for name in metrics:
+        curve = check_finite(values[name], f"history[{name!r}]")
+        if curve.ndim != 1 or curve.size == 0:
+            raise ValueError(f"history[{name!r}] must be a non-empty list of per-epoch numbers, "
+                             f"got shape {curve.shape}; train for at least one epoch.")
+    if reference is not None and not isinstance(reference, Mapping):
+        raise TypeError(f"reference must map labels to levels, e.g. {{'PCA': 0.02}}; got "
+                        f"{type(reference).__name__}.")
+    for label, level in (reference or {}).items():
+        check_number(level, f"reference[{label!r}]")
     fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 3.8), squeeze=False)
     for ax, name in zip(axes[0], metrics, strict=True):
         epochs = np.arange(1, len(values[name]) + 1)
@@ -46,21 +69,31 @@ def plot_learning_curves(history, metrics=("loss",), reference=None, title=None,
     return fig
 
 
-def _as_image_batch(images) -> np.ndarray:
-    batch = np.asarray(images)
-    if batch.ndim == 4 and batch.shape[-1] == 1:
-        batch = batch[..., 0]
-    if batch.ndim != 3:
-        raise ValueError(
-            "Expected a batch of grey images shaped (n, height, width) or (n, height, width, 1), "
-            f"got shape {batch.shape}."
-        )
-    return batch
+def _as_image_batch(images, value_range=(0.0, 1.0), name="images") -> np.ndarray:
+    # Display clipping of a few noisy pixels is intended; images on another scale are refused.
+    return check_images(images, name, value_range, strict=False)
+
+
+def _check_titles(titles, count):
+    if titles is None:
+        return None
+    if isinstance(titles, str):
+        raise TypeError(f"titles must be a list with one title per image, got the string "
+                        f"{titles!r}; use title= for one title above the grid.")
+    titles = list(titles)
+    if len(titles) != count:
+        raise ValueError(f"Got {len(titles)} titles for {count} images; pass one title per "
+                         "image (use \"\" for an untitled one).")
+    return titles
 
 
 def plot_image_grid(images, n_cols=10, titles=None, value_range=(0.0, 1.0), size=1.2, title=None):
     """Images in a grid, no axes; value_range=(-1, 1) for tanh outputs. Notebooks 0 and 2-12."""
-    batch = _as_image_batch(images)
+    n_cols = check_count(n_cols, "n_cols", 1)
+    size = check_number(size, "size", positive=True)
+    value_range = check_range_pair(value_range)
+    batch = _as_image_batch(images, value_range)
+    titles = _check_titles(titles, len(batch))
     n_rows = max(1, int(np.ceil(len(batch) / n_cols)))
     n_cols = min(n_cols, len(batch)) or 1
     fig, axes = plt.subplots(
@@ -81,11 +114,14 @@ def plot_image_grid(images, n_cols=10, titles=None, value_range=(0.0, 1.0), size
 
 def plot_reconstructions(originals, reconstructions, n_images=8, value_range=(0.0, 1.0)):
     """Originals on the top row, their reconstructions underneath. Notebooks 2-8 and 12."""
-    top = _as_image_batch(originals)[:n_images]
-    bottom = _as_image_batch(reconstructions)[:n_images]
+    n_images = check_count(n_images, "n_images", 1)
+    value_range = check_range_pair(value_range)
+    top = _as_image_batch(originals, value_range, "originals")[:n_images]
+    bottom = _as_image_batch(reconstructions, value_range, "reconstructions")[:n_images]
     if top.shape != bottom.shape:
         raise ValueError(
-            f"originals {top.shape} and reconstructions {bottom.shape} differ in shape."
+            f"originals {top.shape} and reconstructions {bottom.shape} differ in shape; pass "
+            "the model's output for exactly these originals, e.g. model.predict(originals)."
         )
     fig, axes = plt.subplots(2, len(top), figsize=(1.3 * len(top), 2.9), squeeze=False)
     for row, (label, batch) in enumerate((("original", top), ("reconstruction", bottom))):
@@ -102,9 +138,18 @@ def plot_reconstructions(originals, reconstructions, n_images=8, value_range=(0.
 
 def plot_3d_scatter(points, color=None, title=None, axis_titles=("x1", "x2", "x3"), plane=None):
     """Interactive plotly 3D scatter, optionally with the plane of two vectors. Notebook 1."""
-    cloud = np.asarray(points, dtype=float)
-    if cloud.ndim != 2 or cloud.shape[1] != 3:
-        raise ValueError(f"Expected points shaped (n, 3), got {cloud.shape}.")
+    cloud = check_finite(points, "points").astype(float)
+    if cloud.ndim != 2 or cloud.shape[1] != 3 or len(cloud) == 0:
+        raise ValueError(f"Expected at least one point shaped (n, 3), got {cloud.shape}; pass "
+                         "one row of three coordinates per point.")
+    if color is not None and not isinstance(color, str) and np.size(color) != len(cloud):
+        raise ValueError(f"color needs one value per point: {len(cloud)} points, "
+                         f"{np.size(color)} colours; pass an array of length {len(cloud)}.")
+    if len(axis_titles) != 3:
+        raise ValueError(f"axis_titles needs three names, got {axis_titles!r}.")
+    if plane is not None and (isinstance(plane, str) or len(plane) != 2):
+        raise ValueError("plane must be a pair (origin, basis): a point and a (3, 2) matrix "
+                         "whose columns span the plane.")
     fig = go.Figure(
         go.Scatter3d(
             x=cloud[:, 0], y=cloud[:, 1], z=cloud[:, 2], mode="markers", name="data",
@@ -123,10 +168,17 @@ def plot_3d_scatter(points, color=None, title=None, axis_titles=("x1", "x2", "x3
 
 
 def _plane_surface(cloud, origin, basis, name="plane"):
-    origin = np.asarray(origin, dtype=float).reshape(3)
-    basis = np.asarray(basis, dtype=float)
+    origin = check_finite(origin, "plane origin").astype(float)
+    basis = check_finite(basis, "plane basis").astype(float)
+    if origin.size != 3:
+        raise ValueError(f"The plane's origin must be one 3D point, got shape {origin.shape}.")
+    origin = origin.reshape(3)
     if basis.shape != (3, 2):
-        raise ValueError(f"A plane in 3D needs a (3, 2) basis, got {basis.shape}.")
+        hint = " (transpose it: basis.T)" if basis.shape == (2, 3) else ""
+        raise ValueError(f"A plane in 3D needs a (3, 2) basis, got {basis.shape}{hint}.")
+    if np.linalg.matrix_rank(basis) < 2:
+        raise ValueError("The plane's two basis vectors are parallel (or zero), so they span no "
+                         "plane; pass two independent columns.")
     # Project the data onto the plane's own coordinates so the drawn patch just covers it.
     coords, *_ = np.linalg.lstsq(basis, (cloud - origin).T, rcond=None)
     u = np.linspace(coords[0].min(), coords[0].max(), 12)
@@ -141,9 +193,11 @@ def _plane_surface(cloud, origin, basis, name="plane"):
 
 def plot_embedding_2d(points, labels=None, class_names=None, title=None, ax=None, size=4):
     """2D points coloured by class, with a legend of class names. Notebooks 1, 2, 8 and 12."""
-    xy = np.asarray(points, dtype=float)
-    if xy.ndim != 2 or xy.shape[1] != 2:
-        raise ValueError(f"Expected 2-D points shaped (n, 2), got {xy.shape}.")
+    xy = check_finite(points, "points").astype(float)
+    if xy.ndim != 2 or xy.shape[1] != 2 or len(xy) == 0:
+        raise ValueError(f"Expected at least one 2-D point shaped (n, 2), got {xy.shape}; pass "
+                         "e.g. the first two PCA components.")
+    size = check_number(size, "size", positive=True)
     if ax is None:
         fig, ax = plt.subplots(figsize=(7, 6) if labels is not None else (5, 4))
     else:
@@ -153,8 +207,16 @@ def plot_embedding_2d(points, labels=None, class_names=None, title=None, ax=None
     else:
         labels = np.asarray(labels)
         if labels.shape != (len(xy),):
-            raise ValueError(f"Need one label per point: {len(xy)} points, labels {labels.shape}.")
+            raise ValueError(f"Need one label per point: {len(xy)} points, labels {labels.shape}; "
+                             "pass labels for exactly these points.")
         classes = np.unique(labels)
+        if class_names is not None:
+            if not np.issubdtype(labels.dtype, np.integer) or classes.min() < 0:
+                raise ValueError("With class_names, labels must be class indices (integers from "
+                                 f"0), got {labels.dtype} {classes[:5]}; pass y, not names.")
+            if classes.max() >= len(class_names):
+                raise ValueError(f"Label {classes.max()} has no name: only {len(class_names)} "
+                                 "class_names; pass one name per class (data.CLASS_NAMES).")
         palette = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
         for index, cls in enumerate(classes):
             chosen = labels == cls
@@ -170,10 +232,15 @@ def plot_embedding_2d(points, labels=None, class_names=None, title=None, ax=None
 
 def plot_autoencoder_diagram(layer_sizes=(784, 100, 30, 100, 784), coding_index=None):
     """Layers drawn as bars whose height grows with their width; encoder, codings, decoder. NB 0."""
-    sizes = [int(size) for size in layer_sizes]
-    if len(sizes) < 3 or min(sizes) < 1:
-        raise ValueError(f"Need at least input, codings and output sizes (all >= 1), got {sizes}.")
-    coding_index = len(sizes) // 2 if coding_index is None else coding_index
+    sizes = [check_count(size, "each layer size", 1) for size in layer_sizes]
+    if len(sizes) < 3:
+        raise ValueError(f"Need at least input, codings and output sizes (all >= 1), got {sizes}; "
+                         "pass e.g. (784, 30, 784).")
+    coding_index = len(sizes) // 2 if coding_index is None else check_count(
+        coding_index, "coding_index", 0)
+    if coding_index >= len(sizes):
+        raise ValueError(f"coding_index {coding_index} is past the last layer (index "
+                         f"{len(sizes) - 1}); pass the index of the codings layer.")
     heights = np.log2(np.asarray(sizes) + 1)
     heights = heights / heights.max() * 0.8
     fig, ax = plt.subplots(figsize=(1.6 * len(sizes) + 1, 3.2))
@@ -205,12 +272,24 @@ def live_image_grid(
     """A show(images, epoch) function that redraws one grid in place, for GanProgress. NB 9-11."""
     from IPython.display import display
 
+    n_images = check_count(n_images, "n_images", 1)
+    check_count(n_cols, "n_cols", 1)
+    check_range_pair(value_range)
+    check_number(size, "size", positive=True)
+    try:
+        if title is not None:
+            title.format(epoch=0)
+    except (KeyError, IndexError, AttributeError, ValueError) as error:
+        raise ValueError(f"title {title!r} must be a text with at most an {{epoch}} placeholder "
+                         f"({type(error).__name__}: {error}); pass e.g. 'Epoch {{epoch}}'."
+                         ) from None
     handle = None
 
     def show(images, epoch):
         nonlocal handle
         fig = plot_image_grid(images[:n_images], n_cols=n_cols, value_range=value_range,
-                              size=size, title=title.format(epoch=epoch))
+                              size=size,
+                              title=None if title is None else title.format(epoch=epoch))
         if handle is None:
             handle = display(fig, display_id=True)
         else:
@@ -222,12 +301,16 @@ def live_image_grid(
 
 def plot_class_shares(shares, row_labels, class_names, title=None, ax=None):
     """Heatmap of class shares, one row per epoch or model (mode collapse at a glance). NB 9-12."""
-    shares = np.asarray(shares, dtype=float)
-    if shares.ndim != 2 or shares.shape != (len(row_labels), len(class_names)):
+    shares = check_finite(shares, "shares").astype(float)
+    if shares.ndim != 2 or shares.shape != (len(row_labels), len(class_names)) or not shares.size:
         raise ValueError(
             f"Expected shares shaped (rows, classes) = ({len(row_labels)}, {len(class_names)}), "
-            f"got {shares.shape}."
+            f"got {shares.shape}; pass one row of class shares per row label."
         )
+    if shares.min() < 0 or shares.max() > 1 + 1e-6:
+        raise ValueError(f"shares are fractions in [0, 1], got values from {shares.min():.3g} to "
+                         f"{shares.max():.3g}; pass metrics.class_coverage(...)['shares'], not "
+                         "counts or percentages.")
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 0.35 * len(row_labels) + 1.6))
     image = ax.imshow(shares, cmap="viridis", vmin=0, vmax=max(0.3, float(shares.max())),
@@ -247,9 +330,13 @@ def plot_class_shares(shares, row_labels, class_names, title=None, ax=None):
 
 def plot_image_rows(rows, value_range=(0.0, 1.0), size=1.0, title=None):
     """Labelled rows of images, e.g. the same codings at each growth stage. Notebook 11."""
-    if not rows:
-        raise ValueError("rows must map at least one label to a batch of images.")
-    batches = {label: _as_image_batch(images) for label, images in rows.items()}
+    if not isinstance(rows, Mapping) or not rows:
+        raise ValueError("rows must map at least one label to a batch of images, e.g. "
+                         "{'4x4': images_4, '8x8': images_8}.")
+    value_range = check_range_pair(value_range)
+    size = check_number(size, "size", positive=True)
+    batches = {label: _as_image_batch(images, value_range, f"rows[{label!r}]")
+               for label, images in rows.items()}
     n_cols = max(len(batch) for batch in batches.values())
     fig, axes = plt.subplots(len(batches), n_cols, figsize=(size * n_cols + 1.0,
                              size * len(batches) + (0.4 if title else 0)), squeeze=False)
@@ -272,20 +359,27 @@ def plot_image_rows(rows, value_range=(0.0, 1.0), size=1.0, title=None):
 def plot_style_mixing(row_sources, column_sources, mixed, value_range=(-1.0, 1.0), size=1.0,
                       row_title="coarse styles from", column_title="fine styles from"):
     """Style-mixing table: mixed[i, j] takes coarse styles from row i, fine from column j. NB 11."""
-    rows, columns = _as_image_batch(row_sources), _as_image_batch(column_sources)
-    mixed = np.asarray(mixed)
-    if mixed.shape[:2] != (len(rows), len(columns)):
+    value_range = check_range_pair(value_range)
+    size = check_number(size, "size", positive=True)
+    rows = _as_image_batch(row_sources, value_range, "row_sources")
+    columns = _as_image_batch(column_sources, value_range, "column_sources")
+    mixed = check_finite(mixed, "mixed")
+    if mixed.ndim == 5 and mixed.shape[-1] == 1:
+        mixed = mixed[..., 0]
+    if mixed.shape != (len(rows), len(columns), *rows.shape[1:]):
         raise ValueError(
             f"mixed must be shaped (rows, columns, height, width) = ({len(rows)}, "
-            f"{len(columns)}, ...), got {mixed.shape}."
+            f"{len(columns)}, {rows.shape[1]}, {rows.shape[2]}), got {mixed.shape}; pass one "
+            "mixed image per (row source, column source) pair."
         )
+    mixed = np.stack([_as_image_batch(row, value_range, "mixed") for row in mixed])
     fig, axes = plt.subplots(len(rows) + 1, len(columns) + 1,
                              figsize=(size * (len(columns) + 1), size * (len(rows) + 1) + 0.5))
     for ax in axes.flat:
         ax.axis("off")
     cells = [((0, j + 1), image) for j, image in enumerate(columns)]
     cells += [((i + 1, 0), image) for i, image in enumerate(rows)]
-    cells += [((i + 1, j + 1), _as_image_batch(mixed[i])[j])
+    cells += [((i + 1, j + 1), mixed[i, j])
               for i in range(len(rows)) for j in range(len(columns))]
     for (i, j), image in cells:
         axes[i, j].imshow(image, cmap="binary", vmin=value_range[0], vmax=value_range[1])
