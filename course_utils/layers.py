@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import numbers
+
 import keras
+import numpy as np
 from keras import ops
+
+from course_utils.checks import check_count, check_finite, check_number
 
 # Mean activations are clipped this far from 0 and 1 before taking logarithms (see below).
 KL_EPSILON = 1e-7
@@ -14,6 +20,20 @@ _SAVE_WHOLE_MESSAGE = (
     'Save the weights instead with model.save_weights("name.weights.h5"), rebuild the model '
     "with the same code, then call model.load_weights(\"name.weights.h5\")."
 )
+
+
+def _activation(identifier):
+    try:
+        return keras.activations.get(identifier)
+    except (ValueError, TypeError):
+        raise ValueError(f"Unknown activation {identifier!r}; pass a Keras activation name such "
+                         'as "relu", "sigmoid" or "tanh", a function, or None.') from None
+
+
+def _check_seed(seed):
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise TypeError(f"seed must be an integer or None, got {seed!r}; pass e.g. seed=42.")
+    return None if seed is None else int(seed)
 
 
 @keras.saving.register_keras_serializable(package="course_utils")
@@ -30,7 +50,7 @@ class DenseTranspose(keras.layers.Layer):
         # Plain assignment would make Keras track the Dense layer as a sublayer, so its kernel
         # and bias would also count as this layer's weights; the tied layer owns only its bias.
         object.__setattr__(self, "_dense", dense)
-        self.activation = keras.activations.get(activation)
+        self.activation = _activation(activation)
 
     @property
     def dense(self):
@@ -75,22 +95,95 @@ class DenseTranspose(keras.layers.Layer):
         raise NotImplementedError(_SAVE_WHOLE_MESSAGE)
 
 
+def _contains_tied_layer(model) -> bool:
+    flatten = getattr(model, "_flatten_layers", None)
+    found = flatten(include_self=True, recursive=True) if flatten else [model]
+    return any(isinstance(layer, DenseTranspose) for layer in found)
+
+
+def _refusing_tied_models(save):
+    # Keras opens (and truncates) the target file before it asks the layers for their configs,
+    # so the refusal in get_config alone would leave a 0-byte .keras file behind, or destroy an
+    # older one. Checking first leaves the file system untouched.
+    @functools.wraps(save)
+    def save_unless_tied(model, *args, **kwargs):
+        if _contains_tied_layer(model):
+            raise NotImplementedError(_SAVE_WHOLE_MESSAGE)
+        return save(model, *args, **kwargs)
+
+    save_unless_tied.refuses_tied_models = True
+    return save_unless_tied
+
+
+def _install_save_guard():
+    """Make model.save / keras.saving.save_model refuse tied models before writing. NB 3."""
+    from keras.src.legacy.saving import legacy_h5_format
+    from keras.src.saving import saving_lib
+
+    for module, name in ((saving_lib, "save_model"), (legacy_h5_format, "save_model_to_hdf5")):
+        save = getattr(module, name, None)
+        if save is not None and not getattr(save, "refuses_tied_models", False):
+            setattr(module, name, _refusing_tied_models(save))
+
+
+_install_save_guard()
+
+
 def _check_target(target):
+    if isinstance(target, bool) or not isinstance(target, numbers.Real):
+        raise TypeError(f"The sparsity target must be a number between 0 and 1, got {target!r}; "
+                        "pass e.g. target=0.1.")
     if not 0 < target < 1:
         raise ValueError(
             f"The sparsity target is a mean activation, so it must lie strictly between 0 and 1; "
-            f"got {target!r}."
+            f"got {target!r}. Pass e.g. target=0.1."
         )
 
 
-def kl_divergence_penalty(target, mean_activation):
-    """Elementwise KL(target || mean_activation) between Bernoulli means. Notebook 7."""
-    _check_target(target)
+_OUTSIDE_UNIT_INTERVAL = (
+    "The KL sparsity penalty compares mean activations with a target in (0, 1), so the coding "
+    "layer's activations must lie in [0, 1]; {found}. Give the coding layer "
+    'activation="sigmoid" (ReLU, tanh or linear outputs leave [0, 1], where the penalty has no '
+    "meaning and its gradient vanishes), or use an L1 activity regularizer instead."
+)
+
+
+def _check_unit_interval(values, name):
+    """Raise (eagerly) or assert (compiled) that values lie in [0, 1]. Notebook 7."""
+    import tensorflow as tf
+
+    if isinstance(values, keras.KerasTensor):
+        return values
+    if not tf.is_tensor(values) or tf.executing_eagerly():
+        array = check_finite(ops.convert_to_numpy(values), name)
+        if array.size and (array.min() < 0 or array.max() > 1):
+            found = f"{name} range from {array.min():.4g} to {array.max():.4g}"
+            raise ValueError(_OUTSIDE_UNIT_INTERVAL.format(found=found))
+        return ops.convert_to_tensor(values)
+    # Inside a compiled step the values are not known yet: an assertion fails the step with the
+    # same message (NaN fails it too). XLA (jit_compile=True) drops assertions.
+    found = f"{name} left [0, 1] (or became NaN) during training"
+    inside = tf.logical_and(tf.reduce_all(values >= 0), tf.reduce_all(values <= 1))
+    check = tf.debugging.Assert(inside, [_OUTSIDE_UNIT_INTERVAL.format(found=found)])
+    with tf.control_dependencies([check]):
+        return tf.identity(values)
+
+
+def _kl(p, mean_activation):
     # A saturated sigmoid unit can average exactly 0 or 1 in float32; log(0) would turn the
     # loss into inf and its gradients into NaN, so keep q inside the open interval.
-    q = ops.clip(ops.convert_to_tensor(mean_activation), KL_EPSILON, 1 - KL_EPSILON)
-    p = target
+    q = ops.clip(mean_activation, KL_EPSILON, 1 - KL_EPSILON)
     return p * ops.log(p / q) + (1 - p) * ops.log((1 - p) / (1 - q))
+
+
+def kl_divergence_penalty(target, mean_activation):
+    """Elementwise KL(target || mean_activation) between Bernoulli means in [0, 1]. Notebook 7.
+
+    Means outside [0, 1] raise a ValueError (eagerly) or fail the compiled step: the divergence
+    is not defined there, and clipping would give a finite loss with zero gradient.
+    """
+    _check_target(target)
+    return _kl(target, _check_unit_interval(mean_activation, "the mean activations"))
 
 
 @keras.saving.register_keras_serializable(package="course_utils")
@@ -98,18 +191,25 @@ class KLDivergenceRegularizer(keras.regularizers.Regularizer):
     """Sparsity loss: weight * sum over units of KL(target || mean activation). Notebook 7."""
 
     def __init__(self, weight, target):
-        if not weight >= 0:
-            raise ValueError(f"The sparsity weight must be 0 or more, got {weight!r}.")
+        if isinstance(weight, bool) or not isinstance(weight, numbers.Real):
+            raise TypeError(f"The sparsity weight must be a number, got {weight!r}; pass e.g. "
+                            "weight=0.05.")
+        if not weight >= 0 or weight == float("inf"):
+            raise ValueError(f"The sparsity weight must be 0 or more (and finite), got "
+                             f"{weight!r}; pass e.g. weight=0.05.")
         _check_target(target)
         self.weight = float(weight)
         self.target = float(target)
 
     def __call__(self, inputs):
-        """Penalty for a batch of activations shaped (batch, units) in (0, 1). Notebook 7."""
+        """Penalty for activations shaped (batch, units) in [0, 1]; others raise. Notebook 7."""
+        # Every activation is checked, not just the means: tanh outputs can average inside
+        # (0, 1) while the penalty they get is meaningless.
+        inputs = _check_unit_interval(inputs, "the coding layer's activations")
         # Keras divides an activity regularizer's value by the batch size before adding it to
         # the model's losses, exactly as tf.keras 2 did, so the book's weights keep their effect.
         mean_activation = ops.mean(inputs, axis=0)
-        return self.weight * ops.sum(kl_divergence_penalty(self.target, mean_activation))
+        return self.weight * ops.sum(_kl(self.target, mean_activation))
 
     def get_config(self):
         """Weight and target, so a saved model rebuilds the same regularizer. Notebook 7."""
@@ -118,6 +218,15 @@ class KLDivergenceRegularizer(keras.regularizers.Regularizer):
 
 def latent_loss(codings_mean, codings_log_var):
     """KL divergence from N(mean, exp(log_var)) to N(0, I), one value per example. Notebook 8."""
+    mean_shape = tuple(getattr(codings_mean, "shape", np.shape(codings_mean)))
+    log_var_shape = tuple(getattr(codings_log_var, "shape", np.shape(codings_log_var)))
+    if len(mean_shape) != len(log_var_shape) or any(
+            a is not None and b is not None and a != b
+            for a, b in zip(mean_shape, log_var_shape, strict=False)):
+        raise ValueError(
+            f"latent_loss needs codings_mean and codings_log_var of the same shape, got "
+            f"{mean_shape} and {log_var_shape}; give both Dense layers the same number of units."
+        )
     # The closed form for Gaussians, summed over the coding dimensions: the VAE's latent loss.
     return -0.5 * ops.sum(
         1 + codings_log_var - ops.exp(codings_log_var) - ops.square(codings_mean), axis=-1
@@ -130,7 +239,7 @@ class Sampling(keras.layers.Layer):
 
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.seed = seed
+        self.seed = _check_seed(seed)
         # A SeedGenerator advances its state on every call; a plain integer seed would give the
         # same eps at every step and the codings would stop being random.
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -174,13 +283,8 @@ class MinibatchDiscrimination(keras.layers.Layer):
 
     def __init__(self, num_kernels=5, kernel_dim=3, **kwargs):
         super().__init__(**kwargs)
-        if int(num_kernels) < 1 or int(kernel_dim) < 1:
-            raise ValueError(
-                f"num_kernels and kernel_dim must be at least 1, got {num_kernels} and "
-                f"{kernel_dim}."
-            )
-        self.num_kernels = int(num_kernels)
-        self.kernel_dim = int(kernel_dim)
+        self.num_kernels = check_count(num_kernels, "num_kernels", 1)
+        self.kernel_dim = check_count(kernel_dim, "kernel_dim", 1)
 
     def build(self, input_shape):
         """Create the projection tensor T of shape (features, kernels * kernel_dim). Notebook 9."""
@@ -217,9 +321,7 @@ class MinibatchDiscrimination(keras.layers.Layer):
 
 
 def _check_positive(name, value):
-    if not value > 0:
-        raise ValueError(f"{name} must be positive, got {value}.")
-    return float(value)
+    return check_number(value, name, positive=True)
 
 
 def _check_feature_maps(layer_name, input_shape):
@@ -301,11 +403,9 @@ class EqualizedDense(keras.layers.Layer):
 
     def __init__(self, units, lr_multiplier=1.0, activation=None, **kwargs):
         super().__init__(**kwargs)
-        if int(units) < 1:
-            raise ValueError(f"units must be at least 1, got {units}.")
-        self.units = int(units)
+        self.units = check_count(units, "units", 1)
         self.lr_multiplier = _check_positive("lr_multiplier", lr_multiplier)
-        self.activation = keras.activations.get(activation)
+        self.activation = _activation(activation)
 
     def build(self, input_shape):
         """Kernel ~ N(0, 1/lr_multiplier²), bias 0; fixes the He constant. Notebook 11."""
@@ -339,16 +439,13 @@ class EqualizedConv2D(keras.layers.Layer):
     def __init__(self, filters, kernel_size=3, strides=1, padding="same", activation=None,
                  **kwargs):
         super().__init__(**kwargs)
-        if int(filters) < 1 or int(kernel_size) < 1 or int(strides) < 1:
-            raise ValueError(
-                "filters, kernel_size and strides must be at least 1, got "
-                f"{filters}, {kernel_size}, {strides}."
-            )
+        self.filters = check_count(filters, "filters", 1)
+        self.kernel_size = check_count(kernel_size, "kernel_size", 1)
+        self.strides = check_count(strides, "strides", 1)
         if padding not in ("same", "valid"):
             raise ValueError(f'padding must be "same" or "valid", got {padding!r}.')
-        self.filters, self.kernel_size, self.strides = int(filters), int(kernel_size), int(strides)
         self.padding = padding
-        self.activation = keras.activations.get(activation)
+        self.activation = _activation(activation)
 
     def build(self, input_shape):
         """Kernel ~ N(0, 1), bias 0; He constant from k * k * input channels. Notebook 11."""
@@ -396,7 +493,7 @@ class NoiseInjection(keras.layers.Layer):
 
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.seed = seed
+        self.seed = _check_seed(seed)
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def build(self, input_shape):
@@ -490,8 +587,11 @@ class FadeIn(keras.layers.Layer):
 
     @staticmethod
     def _check_alpha(alpha):
+        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real | np.ndarray):
+            raise TypeError(f"alpha must be a number in [0, 1], got {alpha!r}.")
         if not 0.0 <= float(alpha) <= 1.0:
-            raise ValueError(f"alpha blends two outputs and must lie in [0, 1], got {alpha}.")
+            raise ValueError(f"alpha blends two outputs and must lie in [0, 1], got {alpha}; "
+                             "pass 0 (old path only) up to 1 (new block only).")
 
     def set_alpha(self, alpha):
         """Set the blend: 0 keeps the old path only, 1 the new block only. Notebook 11."""
@@ -523,6 +623,9 @@ class FadeIn(keras.layers.Layer):
 
 def build_mapping_network(codings_size=64, w_dim=64, n_layers=8, lr_multiplier=0.01):
     """StyleGAN's mapping network z -> w: pixel norm, then equalised leaky-ReLU layers. NB 11."""
+    codings_size = check_count(codings_size, "codings_size", 1)
+    w_dim = check_count(w_dim, "w_dim", 1)
+    n_layers = check_count(n_layers, "n_layers", 1)
     return keras.Sequential(
         [keras.Input((codings_size,)), PixelNormalization()]
         + [EqualizedDense(w_dim, lr_multiplier=lr_multiplier, activation="leaky_relu")
@@ -544,13 +647,10 @@ class SynthesisBlock(keras.layers.Layer):
     def __init__(self, filters, start_from_constant=False, constant_size=4, seed=None,
                  **kwargs):
         super().__init__(**kwargs)
-        if int(filters) < 1 or int(constant_size) < 1:
-            raise ValueError(
-                f"filters and constant_size must be at least 1, got {filters}, {constant_size}."
-            )
-        self.filters, self.constant_size = int(filters), int(constant_size)
+        self.filters = check_count(filters, "filters", 1)
+        self.constant_size = check_count(constant_size, "constant_size", 1)
         self.start_from_constant = bool(start_from_constant)
-        self.seed = seed
+        self.seed = _check_seed(seed)
         seeds = [None, None] if seed is None else [seed, seed + 1]
         self.upsample = None if self.start_from_constant else keras.layers.UpSampling2D(2)
         self.first_conv = None if self.start_from_constant else EqualizedConv2D(self.filters, 3)
