@@ -6,10 +6,14 @@
 
 from __future__ import annotations
 
+import numbers
+
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
+
+from course_utils.checks import check_count, check_finite
 
 
 class ReplayBuffer(keras.layers.Layer):
@@ -17,10 +21,14 @@ class ReplayBuffer(keras.layers.Layer):
 
     def __init__(self, capacity, example_shape, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if int(capacity) < 1:
-            raise ValueError(f"A replay buffer needs a capacity of at least 1, got {capacity}.")
-        self.capacity = int(capacity)
-        self.example_shape = tuple(int(size) for size in example_shape)
+        self.capacity = check_count(capacity, "The replay buffer's capacity", 1)
+        if isinstance(example_shape, numbers.Integral | str):
+            raise TypeError(f"example_shape must be a tuple such as (28, 28), got "
+                            f"{example_shape!r}; for flat examples pass ({example_shape},).")
+        self.example_shape = tuple(check_count(size, "each size in example_shape", 1)
+                                   for size in example_shape)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+            raise TypeError(f"seed must be an integer or None, got {seed!r}; pass e.g. seed=42.")
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         # Variables, not a Python list, so that add() and sample() compile into the train step.
@@ -37,11 +45,16 @@ class ReplayBuffer(keras.layers.Layer):
 
     def add(self, batch):
         """Store a batch, overwriting the oldest examples once full. Notebook 9."""
+        if not tf.is_tensor(batch) or tf.executing_eagerly():
+            # Outside a compiled step the values are known: no NaN fakes enter the buffer.
+            check_finite(ops.convert_to_numpy(batch) if tf.is_tensor(batch) else batch,
+                         "The batch added to the replay buffer")
         batch = ops.convert_to_tensor(batch, dtype=self.items.dtype)
-        if tuple(batch.shape[1:]) != self.example_shape:
+        if len(batch.shape) == 0 or tuple(batch.shape[1:]) != self.example_shape:
             raise ValueError(
                 f"Every example in the buffer has shape {self.example_shape}, "
-                f"got a batch of {tuple(batch.shape[1:])}."
+                f"got a batch of {tuple(batch.shape[1:])} (batch shape {tuple(batch.shape)}); "
+                f"add a batch shaped (n, {', '.join(map(str, self.example_shape))})."
             )
         size = ops.shape(batch)[0]
         # A batch larger than the buffer keeps only its last `capacity` examples, like a queue.
@@ -53,14 +66,27 @@ class ReplayBuffer(keras.layers.Layer):
         self.count.assign(self.count + size)
 
     def sample(self, n):
-        """Return n stored examples drawn uniformly at random (with replacement). Notebook 9."""
+        """Return n stored examples drawn uniformly at random (with replacement). Notebook 9.
+
+        Sampling an empty buffer raises a ValueError eagerly and fails a compiled step; where
+        XLA drops that assertion the samples are NaN, never silently zeros.
+        """
+        if not tf.is_tensor(n):
+            n = check_count(n, "The number of examples to sample", 0)
         stored = ops.minimum(self.count, self.capacity)
         if tf.executing_eagerly() and int(stored) == 0:
             raise ValueError("The replay buffer is empty: add() a batch before sampling.")
         indices = keras.random.randint(
             (n,), 0, ops.maximum(stored, 1), seed=self.seed_generator, dtype="int32"
         )
-        return ops.take(self.items, indices, axis=0)
+        samples = ops.take(self.items, indices, axis=0)
+        if tf.executing_eagerly():
+            return samples
+        check = tf.debugging.Assert(stored > 0, [
+            "The replay buffer is empty: add() a batch before sampling (in train_step, add the "
+            "fresh fakes first, then sample)."])
+        with tf.control_dependencies([check]):
+            return ops.where(stored > 0, samples, ops.full_like(samples, float("nan")))
 
     def get_config(self):
         """Capacity, example shape and seed. Notebook 9."""
@@ -73,9 +99,19 @@ class FadeInSchedule(keras.callbacks.Callback):
 
     def __init__(self, fade_layers, fade_steps):
         super().__init__()
-        if int(fade_steps) < 0:
-            raise ValueError(f"fade_steps must be 0 or more, got {fade_steps}.")
+        if isinstance(fade_steps, bool) or not isinstance(fade_steps, numbers.Integral):
+            raise TypeError(f"fade_steps must be a whole number of steps, got {fade_steps!r}.")
+        if fade_steps < 0:
+            raise ValueError(f"fade_steps must be 0 or more, got {fade_steps}; pass 0 to start "
+                             "at alpha = 1.")
+        if isinstance(fade_layers, keras.layers.Layer):
+            raise TypeError("fade_layers must be a list of FadeIn layers; wrap a single one as "
+                            "[fade_layer].")
         self.fade_layers = [layer for layer in fade_layers if layer is not None]
+        for layer in self.fade_layers:
+            if not callable(getattr(layer, "set_alpha", None)):
+                raise TypeError(f"fade_layers must hold FadeIn layers (with set_alpha), got "
+                                f"{type(layer).__name__}; pass the model's FadeIn layers.")
         self.fade_steps = int(fade_steps)
         self.steps_done, self._epoch = 0, 0
 
@@ -103,8 +139,14 @@ class GanProgress(keras.callbacks.Callback):
 
     def __init__(self, noise, every=1, show=None):
         super().__init__()
-        self.noise = np.asarray(noise, dtype="float32")
-        self.every = max(1, int(every))
+        self.noise = check_finite(noise, "noise").astype("float32")
+        if self.noise.ndim < 2 or len(self.noise) == 0:
+            raise ValueError(f"noise must be a batch of codings shaped (n, codings_size), got "
+                             f"shape {self.noise.shape}; e.g. keras.random.normal((30, 30)).")
+        self.every = check_count(every, "every", 1)
+        if show is not None and not callable(show):
+            raise TypeError(f"show must be a function show(images, epoch) or None, got "
+                            f"{type(show).__name__}; e.g. plots.live_image_grid().")
         self.show = show  # optional callable(images, epoch), e.g. to redraw a live grid
         self.snapshots = []  # (epoch, images) pairs
 
@@ -134,6 +176,10 @@ class GanProgress(keras.callbacks.Callback):
         if not arrays:
             self.snapshots = []
             return
+        if "epochs" not in arrays or "images" not in arrays or (
+                len(arrays["epochs"]) != len(arrays["images"])):
+            raise ValueError("The saved snapshots need matching 'epochs' and 'images' arrays; "
+                             "pass what saved_arrays() returned, or retrain (RETRAIN = True).")
         self.snapshots = [(int(epoch), images)
                           for epoch, images in zip(arrays["epochs"], arrays["images"], strict=True)]
         if self.show is not None:
