@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from course_utils.checks import check_count, check_finite, check_number, check_seed
+
 CLASS_NAMES = (
     "T-shirt/top",
     "Trouser",
@@ -99,7 +101,14 @@ class FashionMNIST:
 def is_offline() -> bool:
     """Tell whether FASHION_MNIST_OFFLINE forbids downloads. Used by locate_fashion_mnist()."""
     value = os.environ.get("FASHION_MNIST_OFFLINE", "").strip().lower()
-    return value not in ("", "0", "false", "no")
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(
+        f"FASHION_MNIST_OFFLINE={value!r} is not understood: set it to 1 (never download) or 0 "
+        "(download if needed), or unset it."
+    )
 
 
 def candidate_dirs() -> list[tuple[str, Path | None]]:
@@ -355,6 +364,9 @@ def locate_fashion_mnist(
 def read_idx(path: Path) -> np.ndarray:
     """Parse an idx file (gzipped or not) of uint8 into an array. Used by load_fashion_mnist()."""
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing (or not a file); run `make data` (or "
+                                "`python -m course_utils.data`) to fetch a verified copy.")
     try:
         if path.suffix == ".gz":
             with gzip.open(path, "rb") as stream:
@@ -362,7 +374,8 @@ def read_idx(path: Path) -> np.ndarray:
         else:
             raw = path.read_bytes()
     except (EOFError, zlib.error, gzip.BadGzipFile) as error:
-        raise ValueError(f"{path}: not a valid gzip file ({error})") from error
+        raise ValueError(f"{path}: not a valid gzip file ({error}); delete it and run "
+                         "`make data` to fetch a verified copy.") from error
     if len(raw) < 4 or raw[:2] != b"\x00\x00":
         raise ValueError(f"{path}: not an idx file (bad magic number {raw[:4].hex()})")
     if raw[2] != IDX_UINT8:
@@ -400,17 +413,12 @@ def _read_raw(directory: str) -> tuple[np.ndarray, ...]:
     return arrays
 
 
-def check_count(value: object, name: str, minimum: int) -> int:
-    """Return value as an int if it is an integer >= minimum, else raise. Used by this module."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
 def scale_images(images: np.ndarray) -> np.ndarray:
     """Return a fresh float32 copy of uint8 images in [0, 1]. Used by load_fashion_mnist()."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        raise TypeError(f"scale_images expects uint8 pixels (0-255), got dtype {images.dtype}; "
+                        "images that are already floats in [0, 1] need no scaling.")
     return np.divide(images, 255, dtype=np.float32)
 
 
@@ -442,10 +450,12 @@ def load_fashion_mnist(
 
 def pad_images(images, size=32, value=0.0):
     """Pad a batch of square images evenly on every side to size x size. Notebook 11."""
-    images = np.asarray(images)
+    images = check_finite(images, "images")
+    size = check_count(size, "size", 1)
+    check_number(value, "value")
     if images.ndim < 3 or images.shape[1] != images.shape[2]:
         raise ValueError(f"Expected square images shaped (n, height, width[, channels]), got "
-                         f"{images.shape}.")
+                         f"{images.shape}; pass a batch, e.g. images[None] for one image.")
     margin = size - images.shape[1]
     if margin < 0 or margin % 2:
         raise ValueError(
@@ -465,15 +475,19 @@ def to_dataset(inputs, targets=None, batch_size=32, shuffle=True, seed=42, drop_
     """
     import tensorflow as tf  # here, not at the top: the rest of this module needs no TensorFlow
 
-    inputs = np.asarray(inputs)
+    inputs = check_finite(inputs, "inputs")
+    if inputs.ndim == 0 or len(inputs) == 0:
+        raise ValueError(f"inputs holds no examples (shape {inputs.shape}); pass at least one "
+                         "row, e.g. fashion.X_train (check the limit you loaded with).")
     if targets is not None:
-        targets = np.asarray(targets)
-        if len(inputs) != len(targets):
+        targets = check_finite(targets, "targets")
+        if targets.ndim == 0 or len(inputs) != len(targets):
             raise ValueError(
                 f"inputs and targets must have one row each per example: {len(inputs)} vs "
-                f"{len(targets)}."
+                f"{len(targets) if targets.ndim else 'a scalar'}; pass matching arrays."
             )
     batch_size = check_count(batch_size, "batch_size", 1)
+    seed = None if seed is None else check_seed(seed)
     if drop_remainder and len(inputs) < batch_size:
         raise ValueError(
             f"drop_remainder=True with {len(inputs)} examples and batch_size={batch_size} would "
@@ -492,9 +506,9 @@ def make_3d_data(
 ) -> np.ndarray:
     """Return m centred float32 points on a noisy curved 2D sheet in 3D. Used by notebook 1."""
     m = check_count(m, "m", 3)
-    if not noise >= 0:
-        raise ValueError(f"noise must be >= 0, got {noise}")
-    rng = np.random.default_rng(seed)
+    noise = check_number(noise, "noise", minimum=0)
+    w1, w2 = check_number(w1, "w1"), check_number(w2, "w2")
+    rng = np.random.default_rng(check_seed(seed))
     angles = rng.uniform(-0.5, 3 * np.pi / 2 - 0.5, size=m)
     X = np.empty((m, 3))
     X[:, 0] = np.cos(angles) + np.sin(angles) / 2 + noise * rng.standard_normal(m) / 2

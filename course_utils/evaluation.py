@@ -49,30 +49,38 @@ def load_fashion_classifier(run, verbose=True) -> keras.Model:
     return judge
 
 
-def _check_judge_images(images) -> np.ndarray:
-    images = np.asarray(images, dtype="float32")
-    if images.ndim == 4 and images.shape[-1] == 1:
-        images = images[..., 0]
-    if images.shape[1:] != (28, 28):
-        raise ValueError(f"The judge expects 28x28 images, got a batch shaped {images.shape}.")
-    if images.min() < -1e-3 or images.max() > 1 + 1e-3:
-        raise ValueError(
-            "The judge expects pixels in [0, 1]; rescale tanh outputs first, e.g. (images + 1) / 2."
-        )
-    return images
+def _check_judge_images(images, classifier=None, batch_size=256) -> np.ndarray:
+    from course_utils import checks
+
+    if classifier is not None and not callable(getattr(classifier, "predict", None)):
+        raise TypeError(f"The judge must be a Keras model, got {type(classifier).__name__}; pass "
+                        "evaluation.load_fashion_classifier(run).")
+    checks.check_count(batch_size, "batch_size", 1)
+    # NaN or inf images would still get labels and a finite FID: refuse them, and images on
+    # another scale (tanh, 0-255), with the rescaling that fixes them.
+    batch = checks.check_images(images, "images", (0.0, 1.0))
+    if batch.shape[1:] != (28, 28):
+        raise ValueError(f"The judge expects 28x28 images, got a batch shaped {batch.shape}; "
+                         "crop or resize them first (e.g. padded 32x32 images[:, 2:30, 2:30]).")
+    return batch.astype("float32")
 
 
 def classify_images(classifier: keras.Model, images, batch_size=256) -> np.ndarray:
     """The judge's class for each image in [0, 1] (rescale tanh outputs first). Notebooks 9-12."""
-    images = _check_judge_images(images)
+    images = _check_judge_images(images, classifier, batch_size)
     probabilities = classifier.predict(images, batch_size=batch_size, verbose=0)
     return np.argmax(probabilities, axis=-1)
 
 
 def judge_features(classifier: keras.Model, images, batch_size=256) -> np.ndarray:
     """The judge's 128 penultimate ("features" layer) activations per image. Notebook 12."""
-    images = _check_judge_images(images)
-    extractor = keras.Model(classifier.inputs[0], classifier.get_layer("features").output)
+    images = _check_judge_images(images, classifier, batch_size)
+    try:
+        features = classifier.get_layer("features")
+    except ValueError:
+        raise ValueError("This classifier has no layer named 'features', so it is not the judge; "
+                         "pass evaluation.load_fashion_classifier(run).") from None
+    extractor = keras.Model(classifier.inputs[0], features.output)
     return extractor.predict(images, batch_size=batch_size, verbose=0)
 
 
