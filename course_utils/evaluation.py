@@ -49,10 +49,10 @@ def load_fashion_classifier(run, verbose=True) -> keras.Model:
     return judge
 
 
-def _check_judge_images(images, classifier=None, batch_size=256) -> np.ndarray:
+def _check_judge_images(images, classifier, batch_size=256) -> np.ndarray:
     from course_utils import checks
 
-    if classifier is not None and not callable(getattr(classifier, "predict", None)):
+    if not callable(getattr(classifier, "predict", None)):
         raise TypeError(f"The judge must be a Keras model, got {type(classifier).__name__}; pass "
                         "evaluation.load_fashion_classifier(run).")
     checks.check_count(batch_size, "batch_size", 1)
