@@ -197,6 +197,7 @@ def test_whole_model_save_refuses_with_the_weights_recipe(tmp_path):
     model, _, _, decoder = _build_tied_autoencoder()
     with pytest.raises(NotImplementedError, match=r"cannot be saved whole.*save_weights"):
         model.save(tmp_path / "tied.keras")
+    assert list(tmp_path.iterdir()) == []  # refused before Keras opens the file: no 0-byte file
     with pytest.raises(NotImplementedError, match="load_weights"):
         decoder.layers[0].get_config()
 
