@@ -117,8 +117,11 @@ def _refusing_tied_models(save):
 
 def _install_save_guard():
     """Make model.save / keras.saving.save_model refuse tied models before writing. NB 3."""
-    from keras.src.legacy.saving import legacy_h5_format
-    from keras.src.saving import saving_lib
+    try:  # Keras internals: if they move, get_config still refuses (after Keras opened the file)
+        from keras.src.legacy.saving import legacy_h5_format
+        from keras.src.saving import saving_lib
+    except ImportError:
+        return
 
     for module, name in ((saving_lib, "save_model"), (legacy_h5_format, "save_model_to_hdf5")):
         save = getattr(module, name, None)
