@@ -158,10 +158,49 @@ def _is_dataset(value) -> bool:
     return isinstance(value, tf.data.Dataset)
 
 
+def _reshuffles(dataset) -> bool:
+    """True if the pipeline has a shuffle that draws a new order every time it is read."""
+    pending = [dataset]
+    while pending:
+        node = pending.pop()
+        if getattr(node, "_reshuffle_each_iteration", False):
+            return True
+        try:
+            pending.extend(node._inputs())
+        except Exception:  # a dataset kind that does not list its inputs: assume the worst
+            return True
+    return False
+
+
+_READ_BY_A_TRAINING: dict[int, tuple[Any, str]] = {}  # id -> (weak reference, training's name)
+
+
+def _check_fresh(dataset, label: str, owner: str) -> None:
+    """Refuse a reshuffling pipeline that an earlier once(...).fit already read: its order now
+    depends on whether that training ran or was reloaded, so this one could never reload."""
+    import weakref
+
+    for key, (reference, _) in list(_READ_BY_A_TRAINING.items()):
+        if reference() is None:
+            del _READ_BY_A_TRAINING[key]
+    if not _reshuffles(dataset):
+        return
+    known = _READ_BY_A_TRAINING.get(id(dataset))
+    if known is not None and known[0]() is dataset:
+        raise ValueError(
+            f"The {label} dataset was already read by an earlier training ({known[1]}), and it "
+            "reshuffles every time it is read: what this training would see depends on whether "
+            "that one trained or was reloaded. Build the dataset in the cell that trains (e.g. "
+            "train_set = data.to_dataset(...) right before fit), so each training reads a fresh "
+            "one."
+        )
+    _READ_BY_A_TRAINING[id(dataset)] = (weakref.ref(dataset), owner)
+
+
 class _DataFingerprint:
     """A content digest of training or validation data, and its first batch for the probe."""
 
-    def __init__(self, value, batch_size: int | None, label: str):
+    def __init__(self, value, batch_size: int | None, label: str, owner: str = "?"):
         self.first_batch = None
         self.batches = 0
         if value is None:
@@ -169,6 +208,7 @@ class _DataFingerprint:
             return
         digest = hashlib.blake2b(digest_size=16)
         if _is_dataset(value):
+            _check_fresh(value, label, owner)
             # One full pass, so that the subset, the order of the first epoch, the batch size and
             # any preprocessing in the pipeline are all in the key.
             for element in value.as_numpy_iterator():
@@ -276,18 +316,50 @@ def _sublayers(model: keras.Model) -> list:
 
 
 _CALLBACK_REFERENCES = {"model", "params", "validation_data"}
+DISPLAY_ONLY = ("show",)  # callback attributes that only draw (GanProgress's live grid)
+
+
+def _describe_callable(function) -> Any:
+    # A schedule or other function a callback calls: its code and the numbers it closes over.
+    if inspect.isfunction(function):
+        closure = [cell.cell_contents for cell in function.__closure__ or ()]
+        return {"code": _normalised_source(function),
+                "closure": _describe_value(closure, strict=False)}
+    return {"class": type(function).__qualname__,
+            "settings": _describe_value(dict(vars(function)) if hasattr(function, "__dict__")
+                                        else {}, strict=False)}
 
 
 def _describe_callback(callback) -> dict[str, Any]:
+    display_only = set(getattr(callback, "display_only", DISPLAY_ONLY))
     settings = {}
     for attribute, value in sorted(vars(callback).items()):
-        if attribute in _CALLBACK_REFERENCES or callable(value):
+        if attribute in _CALLBACK_REFERENCES or attribute in display_only:
             continue
-        described = _describe_value(value, strict=False)
+        if isinstance(value, (keras.Model, keras.layers.Layer)):
+            continue
+        described = (_describe_callable(value) if callable(value)
+                     else _describe_value(value, strict=False))
         if described is not None and described != [] and described != {}:
             settings[attribute] = described
     return {"class": f"{type(callback).__module__}.{type(callback).__qualname__}",
             "settings": settings}
+
+
+def _unreplayable(callbacks) -> list[str]:
+    """Callbacks whose side effects (a list they append to, a file they write) a reload could not
+    replay: Keras' own (but LambdaCallback), ones that keep arrays, and ones marked reload_safe
+    are fine."""
+    names = []
+    for callback in callbacks if isinstance(callbacks, (list, tuple)) else [callbacks]:
+        cls = type(callback)
+        if cls.__module__.split(".")[0] == "keras" and cls is not keras.callbacks.LambdaCallback:
+            continue
+        if getattr(callback, "reload_safe", False) or (
+                hasattr(callback, "saved_arrays") and hasattr(callback, "restore_arrays")):
+            continue
+        names.append(cls.__qualname__)
+    return names
 
 
 def _optimizers(model: keras.Model) -> dict[str, keras.optimizers.Optimizer]:
@@ -419,7 +491,7 @@ def _build(model: keras.Model, batch) -> None:
 class _Training:
     """Everything about one fit call that decides its result, and the key made from it."""
 
-    def __init__(self, model, args, kwargs):
+    def __init__(self, model, args, kwargs, owner: str = "?"):
         self.model = model
         self.arguments = _fit_arguments(args, kwargs)
         callbacks = self.arguments.get("callbacks") or []
@@ -428,12 +500,14 @@ class _Training:
                      if hasattr(callback, "saved_arrays") and hasattr(callback, "restore_arrays")]
         batch_size = self.arguments.get("batch_size")
         x, y = self.arguments.get("x"), self.arguments.get("y")
-        self.train_data = _DataFingerprint(x if y is None else (x, y), batch_size, "training")
+        self.train_data = _DataFingerprint(x if y is None else (x, y), batch_size, "training",
+                                           owner)
         self.sample_weight = _DataFingerprint(self.arguments.get("sample_weight"), batch_size,
                                               "sample-weight")
         validation = self.arguments.get("validation_data")
         self.valid_data = _DataFingerprint(
-            validation, self.arguments.get("validation_batch_size") or batch_size, "validation")
+            validation, self.arguments.get("validation_batch_size") or batch_size, "validation",
+            owner)
         _build(model, self._train_batch())
 
     def _train_batch(self):
@@ -596,9 +670,9 @@ class _Snapshot:
     def __init__(self, training: _Training):
         model = training.model
         self.variables = _values(_variables(model))
+        # An unbuilt optimizer already holds its step count and learning rate.
         self.optimizers = {attribute: _values(optimizer.variables)
-                           for attribute, optimizer in _optimizers(model).items()
-                           if optimizer.built}
+                           for attribute, optimizer in _optimizers(model).items()}
         self.kept = [kept.saved_arrays() for kept in training.kept]
 
     def restore(self, training: _Training) -> None:
@@ -606,13 +680,12 @@ class _Snapshot:
         for variable, value in zip(_variables(model), self.variables, strict=True):
             variable.assign(value)
         for attribute, optimizer in _optimizers(model).items():
-            values = self.optimizers.get(attribute)
-            if values is None:
-                values = [np.zeros(v.shape, v.dtype) for v in optimizer.variables]
-                if optimizer.built:  # built by the failed reload: back to a fresh state
-                    fresh = type(optimizer).from_config(optimizer.get_config())
-                    fresh.build(optimizer._trainable_variables)
-                    values = _values(fresh.variables)
+            values = self.optimizers.get(attribute, [])
+            if len(values) != len(optimizer.variables):
+                # Built by the failed reload: back to the state of a freshly built optimizer.
+                fresh = type(optimizer).from_config(optimizer.get_config())
+                fresh.build(optimizer._trainable_variables)
+                values = _values(fresh.variables)
             for variable, value in zip(optimizer.variables, values, strict=True):
                 variable.assign(value)
         for kept, arrays in zip(training.kept, self.kept, strict=True):
@@ -678,7 +751,15 @@ class once:  # noqa: N801 - reads as a verb in the notebooks: checkpoints.once(.
         """keras.Model.fit, or a reload of its saved result when nothing that shapes it changed."""
         started = time.perf_counter()
         model = _check_model(self.model)
-        training = _Training(model, args, kwargs)
+        unreplayable = _unreplayable(_fit_arguments(args, kwargs).get("callbacks") or [])
+        if unreplayable:
+            # Their records would stay empty after a reload: train every time, and say why.
+            if self.verbose:
+                print(f"Training {self.name} (not saved for reloading: the callback "
+                      f"{', '.join(unreplayable)} records what happens during fit, and a reload "
+                      "could not replay that).")
+            return model.fit(*args, **kwargs)
+        training = _Training(model, args, kwargs, owner=f"notebook {self.notebook}'s {self.name}")
         key, seed_key = training.key()
         target = entry_path(self.run, self.notebook, self.name, key)
         if not getattr(self.run, "retrain", False) and target.is_file():

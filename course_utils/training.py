@@ -97,6 +97,10 @@ class ReplayBuffer(keras.layers.Layer):
 class FadeInSchedule(keras.callbacks.Callback):
     """Raises FadeIn layers' alpha linearly from 0 to 1 over `fade_steps` steps. Notebook 11."""
 
+    # What it changes (the layers' alpha) is a variable of the model, so checkpoints.once's
+    # reload puts it back: nothing of this callback is lost when a training is reloaded.
+    reload_safe = True
+
     def __init__(self, fade_layers, fade_steps):
         super().__init__()
         if isinstance(fade_steps, bool) or not isinstance(fade_steps, numbers.Integral):

@@ -1,372 +1,674 @@
-"""Train once, reload many times: checkpoints.train_once keys, saves atomically, reloads in safe
-mode, and never reloads weights trained for another architecture, setting or starting point."""
+"""Train once, never stale: checkpoints.once(...).fit retrains after every edit that changes what
+training computes, reloads after every edit that does not, and saves so that no interruption
+loses a good entry or leaves anything behind.
 
+The "cells" below stand for a notebook's cells: a module of student code (layer, loss, metric,
+trainer, callback) written to a file and imported under one fixed name, as a notebook's cells all
+live in __main__, and a training cell that builds, compiles and fits through once(...).fit.
+"""
+
+import importlib.util
 import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import warnings
 
 import keras
 import numpy as np
 import pytest
 
-from course_utils import checkpoints, config, training
+from course_utils import checkpoints, config, data, training
 
-X = np.random.default_rng(0).random((64, 4)).astype("float32")
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+STUDENT_CODE = '''
+import keras
+import tensorflow as tf
+from keras import ops
+
+SCALE = {scale}  # a global that the loss and train_step read
+
+
+class Scale(keras.layers.Layer):
+    def call(self, inputs):
+        return inputs * {layer_factor}
+
+
+def loss_fn(y_true, y_pred):
+    return ops.mean(ops.square(y_true - y_pred)) * SCALE
+
+
+def close_enough(y_true, y_pred):
+    return ops.mean(ops.cast(ops.abs(y_true - y_pred) < {tolerance}, "float32"))
+
+
+class Trainer(keras.Model):
+    """{docstring}"""
+
+    def __init__(self, network, weight=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.network = network
+        self.weight = weight
+        self.tracker = keras.metrics.Mean(name="loss")
+
+    @property
+    def metrics(self):
+        return [self.tracker]
+
+    def call(self, inputs, training=False):
+        return self.network(inputs, training=training)
+
+    def train_step(self, batch):
+        x, y = batch
+        with tf.GradientTape() as tape:
+            loss = ops.mean(ops.square(y - self.network(x, training=True))) * self.weight * SCALE
+            {late_branch}
+        gradients = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply(gradients, self.trainable_variables)  # {comment}
+        self.tracker.update_state(loss)
+        return {{"loss": self.tracker.result()}}
+
+    def test_step(self, batch):
+        x, y = batch
+        loss = ops.mean(ops.square(y - self.network(x, training=False))) * self.weight * SCALE
+        self.tracker.update_state(loss)
+        return {{"loss": self.tracker.result()}}
+
+
+class Shrink(keras.callbacks.Callback):
+    """Multiplies the learning rate by `factor` after every epoch."""
+
+    reload_safe = True  # the learning rate is an optimizer variable: a reload restores it
+
+    def __init__(self, factor):
+        super().__init__()
+        self.factor = factor
+
+    def on_epoch_end(self, epoch, logs=None):
+        rate = self.model.optimizer.learning_rate
+        rate.assign(rate * self.factor)
+'''
+
+CODE = {"scale": 1.0, "layer_factor": 1.0, "tolerance": 0.1, "docstring": "Fits a network.",
+        "late_branch": "pass", "comment": "one optimizer step"}
+CELL = {"cell": "standard", "seed": 42, "n_train": 96, "order": "as is", "batch_size": 16,
+        "epochs": 2, "optimizer": "Adam", "learning_rate": 1e-2, "dropout": 0.2, "weight": 1.0,
+        "shrink": 0.5, "validation": 16, "jit_compile": False, "steps_per_execution": 1,
+        "sample_weight": None, "map": None, "verbose": 0, "mode": "smoke", "print": False}
+
+DATA = np.random.default_rng(0).random((128, 6)).astype("float32")
+
+
+@pytest.fixture(autouse=True)
+def no_bytecode(monkeypatch):
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+
+
+class Notebook:
+    """A student's session: edit the code or the numbers, run the training cell, see what ran."""
+
+    def __init__(self, folder, capsys):
+        self.folder, self.capsys, self.versions = folder, capsys, 0
+
+    def code(self, **edits):
+        self.versions += 1
+        path = self.folder / f"version{self.versions}" / "student_cell.py"
+        path.parent.mkdir(parents=True)
+        path.write_text(STUDENT_CODE.format(**{**CODE, **edits}), encoding="utf-8")
+        spec = importlib.util.spec_from_file_location("student_cell", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["student_cell"] = module
+        spec.loader.exec_module(module)
+        return module
+
+    def build(self, module, cell):
+        keras.utils.set_random_seed(cell["seed"])
+        network = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4), module.Scale(),
+                                    keras.layers.Dropout(cell["dropout"]), keras.layers.Dense(6)])
+        model = network if cell["cell"] == "standard" else module.Trainer(network, cell["weight"])
+        optimizer = getattr(keras.optimizers, cell["optimizer"])(
+            learning_rate=cell["learning_rate"])
+        if cell["cell"] == "standard":
+            model.compile(optimizer=optimizer, loss=module.loss_fn, metrics=[module.close_enough],
+                          jit_compile=cell["jit_compile"],
+                          steps_per_execution=cell["steps_per_execution"])
+        else:
+            model.compile(optimizer=optimizer, jit_compile=cell["jit_compile"],
+                          steps_per_execution=cell["steps_per_execution"])
+        return model
+
+    def fit(self, module, model, cell, name):
+        x = DATA[: cell["n_train"]]
+        if cell["order"] == "reversed":
+            x = x[::-1].copy()
+        valid = DATA[-cell["validation"]:]
+        arguments = {"epochs": cell["epochs"], "verbose": cell["verbose"],
+                     "validation_data": (valid, valid),
+                     "callbacks": [module.Shrink(cell["shrink"])]}
+        run = config.RunSettings(mode=cell["mode"], seed=cell["seed"])
+        if cell["map"] is None and cell["sample_weight"] is None:
+            train = (x, x)
+            arguments.update(batch_size=cell["batch_size"], shuffle=False)
+        elif cell["map"] is not None:
+            train = (data.to_dataset(x, x, cell["batch_size"], shuffle=False)
+                     .map(lambda images, targets: (images * cell["map"], targets)),)
+        else:
+            train = (x, x)
+            arguments.update(batch_size=cell["batch_size"], shuffle=False,
+                             sample_weight=np.full(len(x), cell["sample_weight"], "float32"))
+        if cell["print"]:
+            print("a line the student added to the training cell")
+        history = checkpoints.once(run, "01", name, model).fit(*train, **arguments)
+        return history
+
+    def run_cell(self, name, module, model=None, **numbers):
+        cell = {**CELL, **numbers}
+        model = model if model is not None else self.build(module, cell)
+        self.capsys.readouterr()
+        history = self.fit(module, model, cell, name)
+        printed = self.capsys.readouterr().out
+        assert (checkpoints.TRAINED_LINE in printed) != (checkpoints.RELOADED_LINE in printed)
+        return ("trained" if checkpoints.TRAINED_LINE in printed else "reloaded"), model, history
 
 
 @pytest.fixture
-def run():
-    return config.RunSettings(mode="smoke", seed=42)
+def notebook(tmp_path, model_dir, capsys):
+    return Notebook(tmp_path / "code", capsys)
 
 
-def build_autoencoder(units=2, seed=0, learning_rate=1e-2):
-    keras.utils.set_random_seed(seed)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(units),
-                              keras.layers.Dense(4)])
-    model.compile(loss="mse", optimizer=keras.optimizers.SGD(learning_rate=learning_rate))
-    return model
+# Each edit a student might make, as (code edits, number edits): every one changes what training
+# computes, so the cell must train afresh.
+RETRAINING_EDITS = {
+    "trainer attribute": ({}, {"cell": "trainer", "weight": 10 / 784}),
+    "loss body (a global it reads)": ({"scale": 2.0}, {}),
+    "custom layer call": ({"layer_factor": 0.5}, {}),
+    "custom metric body": ({"tolerance": 0.2}, {}),
+    "global read inside train_step": ({"scale": 3.0}, {"cell": "trainer"}),
+    "train_step branch the first step skips": (
+        {"late_branch": "loss = ops.where(self.optimizer.iterations > 10**9, loss * 2, loss)"},
+        {"cell": "trainer"}),
+    "optimizer": ({}, {"optimizer": "Nadam"}),
+    "learning rate": ({}, {"learning_rate": 3e-3}),
+    "data subset": ({}, {"n_train": 80}),
+    "data order": ({}, {"order": "reversed"}),
+    "batch size": ({}, {"batch_size": 32}),
+    "epochs": ({}, {"epochs": 3}),
+    "callback parameter": ({}, {"shrink": 0.9}),
+    "seed": ({}, {"seed": 7}),
+    "architecture setting (dropout rate)": ({}, {"dropout": 0.3}),
+    "validation data": ({}, {"validation": 24}),
+    "jit_compile": ({}, {"jit_compile": True}),
+    "steps_per_execution": ({}, {"steps_per_execution": 2}),
+    "sample weights": ({}, {"sample_weight": 2.0}),
+    "preprocessing in the tf.data pipeline": ({}, {"map": 0.5}),
+    "run mode": ({}, {"mode": "default"}),
+}
+
+# Edits that retrain although, here, the numbers come out the same (a branch never taken, the same
+# run in another mode, steps grouped differently without XLA): what they change is not visible
+# in this tiny run, so only the retraining is asserted.
+SAME_NUMBERS = {"train_step branch the first step skips", "run mode", "steps_per_execution"}
+
+# Edits that change nothing training computes: the cell must reload.
+RELOADING_EDITS = {
+    "a comment in train_step": ({"comment": "apply the gradients"}, {"cell": "trainer"}),
+    "a docstring": ({"docstring": "Fits a network, step by step."}, {"cell": "trainer"}),
+    "a print in the training cell": ({}, {"print": True}),
+    "fit's verbosity": ({}, {"verbose": 2}),
+    "nothing (the cell run again, as after a markdown edit)": ({}, {}),
+}
 
 
-class Calls:
-    """A training function that counts its calls and fits the model it is given."""
-
-    def __init__(self, model, epochs=2):
-        self.model, self.epochs, self.count = model, epochs, 0
-
-    def __call__(self):
-        self.count += 1
-        return self.model.fit(X, X, epochs=self.epochs, batch_size=16, verbose=0, shuffle=False)
-
-
-def train_once(run, model, train, **kwargs):
-    return checkpoints.train_once(run, "01", "tiny_ae", model, train, **kwargs)
+@pytest.mark.parametrize("edit", RETRAINING_EDITS, ids=str)
+def test_an_edit_that_changes_training_trains_afresh(notebook, edit):
+    code, numbers = RETRAINING_EDITS[edit]
+    base = {"cell": numbers.get("cell", "standard")}
+    first, _, before = notebook.run_cell("m", notebook.code(), **base)
+    assert first == "trained"
+    again, _, after = notebook.run_cell("m", notebook.code(**code), **{**base, **numbers})
+    assert again == "trained", f"{edit}: reloaded a stale model"
+    if edit not in SAME_NUMBERS:
+        assert after.history != before.history
 
 
-def entries(model_dir):
-    return sorted(path.name for path in (model_dir / "trained" / "01").iterdir())
+@pytest.mark.parametrize("edit", RELOADING_EDITS, ids=str)
+def test_an_edit_that_changes_nothing_reloads_the_same_model(notebook, edit):
+    code, numbers = RELOADING_EDITS[edit]
+    base = {"cell": numbers.get("cell", "standard")}
+    first, trained, before = notebook.run_cell("m", notebook.code(), **base)
+    again, reloaded, after = notebook.run_cell("m", notebook.code(**code), **{**base, **numbers})
+    assert (first, again) == ("trained", "reloaded"), edit
+    assert after.history == before.history
+    for weight, same in zip(trained.get_weights(), reloaded.get_weights(), strict=True):
+        np.testing.assert_array_equal(weight, same)
 
 
-def test_first_call_trains_and_saves_then_a_rebuilt_model_reloads_the_same_weights(
-    run, model_dir, capsys
-):
-    model = build_autoencoder()
-    train = Calls(model)
-    history = train_once(run, model, train, settings={"epochs": 2})
-    assert train.count == 1 and len(history.history["loss"]) == 2
-    assert "saved it" in capsys.readouterr().out
-    [entry] = entries(model_dir)
-    assert entry.startswith("tiny_ae-smoke-") and len(entry) == len("tiny_ae-smoke-") + 12
-    saved = model_dir / "trained" / "01" / entry
-    assert sorted(path.name for path in saved.iterdir()) == [
-        "history.json", "manifest.json", "tiny_ae.keras"]
-    manifest = json.loads((saved / "manifest.json").read_text())
-    assert manifest["notebook"] == "01" and manifest["mode"] == "smoke"
-    assert manifest["key"].startswith(entry[-12:])
+def test_plotting_and_an_unrelated_notebook_in_between_still_reload(notebook):
+    import matplotlib.pyplot as plt
 
-    rebuilt = build_autoencoder()
-    again = Calls(rebuilt)
-    reloaded = train_once(run, rebuilt, again, settings={"epochs": 2})
-    assert again.count == 0
-    assert "Reloaded the trained tiny_ae" in capsys.readouterr().out
-    for trained, restored in zip(model.get_weights(), rebuilt.get_weights(), strict=True):
-        np.testing.assert_array_equal(trained, restored)
-    assert reloaded.history == history.history
-    assert reloaded.epoch == [0, 1]
+    module = notebook.code()
+    assert notebook.run_cell("m", module)[0] == "trained"
+    figure, axes = plt.subplots()  # a plotting cell, with random numbers of its own
+    axes.plot(np.random.default_rng().random(10))
+    plt.close(figure)
+    assert notebook.run_cell("other_notebook_model", module, learning_rate=1e-3)[0] == "trained"
+    assert notebook.run_cell("m", module)[0] == "reloaded"
 
 
-def test_retrain_switch_trains_again_and_replaces_the_entry(run, model_dir):
-    model = build_autoencoder()
-    train_once(run, model, Calls(model))
-    retrain_run = config.RunSettings(mode="smoke", seed=42, retrain=True)
-    rebuilt = build_autoencoder()
-    train = Calls(rebuilt)
-    train_once(retrain_run, rebuilt, train)
-    assert train.count == 1
-    assert len(entries(model_dir)) == 1
+def test_a_model_trained_in_an_earlier_cell_and_reused_trains_from_where_it_is(notebook):
+    module = notebook.code()
+    _, model, _ = notebook.run_cell("m", module)
+    trained_weights = model.get_weights()
+    outcome, _, _ = notebook.run_cell("m", module, model=model)  # the same object, already trained
+    assert outcome == "trained"  # its starting state is not a fresh model's: never the old entry
+    assert not all(np.array_equal(a, b) for a, b in zip(trained_weights, model.get_weights(),
+                                                       strict=True))
+    assert notebook.run_cell("m", module)[0] == "reloaded"  # a freshly built one still reloads
 
 
-@pytest.mark.parametrize(
-    "change",
-    ["architecture", "starting weights", "optimizer", "settings", "training code", "mode"],
-)
-def test_any_change_that_decides_the_result_gives_a_new_key_and_trains_again(
-    run, model_dir, change
-):
-    model = build_autoencoder()
-    train_once(run, model, Calls(model), settings={"epochs": 2})
-    variants = {
-        "architecture": dict(units=3),
-        "starting weights": dict(seed=1),
-        "optimizer": dict(learning_rate=1e-3),
-    }
-    rebuilt = build_autoencoder(**variants.get(change, {}))
-    train = Calls(rebuilt, epochs=3 if change == "settings" else 2)
-    settings = {"epochs": train.epochs}
-    changed_run = config.RunSettings(mode="default", seed=42) if change == "mode" else run
-    if change == "training code":
-        checkpoints.train_once(changed_run, "01", "tiny_ae", rebuilt,
-                               lambda: (train(), rebuilt.fit(X, X, verbose=0))[0],
-                               settings=settings)
-    else:
-        train_once(changed_run, rebuilt, train, settings=settings)
-    assert train.count == 1
-    # A newer key replaces the older entry of the same notebook, name and mode.
-    assert len(entries(model_dir)) == (2 if change == "mode" else 1)
+def test_a_callback_that_records_during_fit_makes_the_training_run_every_time(model_dir, capsys):
+    run = config.RunSettings(mode="smoke", seed=0)
+    for _ in range(2):
+        losses = []
+        recorder = keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs, losses=losses: losses.append(logs["loss"]))
+        checkpoints.once(run, "01", "recorded", tiny_model()).fit(DATA, DATA, epochs=2, verbose=0,
+                                                                   callbacks=[recorder])
+        assert len(losses) == 2  # filled on every run: never an empty record after a "reload"
+    printed = capsys.readouterr().out
+    assert printed.count("records what happens during fit") == 2
+    assert checkpoints.RELOADED_LINE not in printed and not (model_dir / "trained").exists()
 
 
-def test_array_settings_are_keyed_by_content():
-    model = build_autoencoder()
-    codings = np.zeros((5, 3), dtype="float32")
-    key = checkpoints.training_key(model, Calls(model), settings={"codings": codings})
-    same = checkpoints.training_key(model, Calls(model), settings={"codings": codings.copy()})
-    assert key == same
-    codings[2, 1] = 1.0
-    assert key != checkpoints.training_key(model, Calls(model), settings={"codings": codings})
+def test_retrain_switch_trains_again(notebook, model_dir):
+    module = notebook.code()
+    notebook.run_cell("m", module)
+    model = notebook.build(module, CELL)
+    run = config.RunSettings(mode="smoke", seed=42, retrain=True)
+    notebook.capsys.readouterr()
+    checkpoints.once(run, "01", "m", model).fit(DATA[:96], DATA[:96], epochs=2, batch_size=16,
+                                                 shuffle=False, verbose=0,
+                                                 validation_data=(DATA[-16:], DATA[-16:]),
+                                                 callbacks=[module.Shrink(0.5)])
+    assert checkpoints.TRAINED_LINE in notebook.capsys.readouterr().out
 
 
-class Trainer:
-    def fit(self):
-        return {"loss": [1.0]}
+def test_a_reload_restores_weights_optimizer_state_and_history_and_prints_no_warning(notebook):
+    module = notebook.code()
+    _, trained, history = notebook.run_cell("m", module, optimizer="Nadam")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning at all fails the reload
+        outcome, reloaded, reloaded_history = notebook.run_cell("m", module, optimizer="Nadam")
+    assert outcome == "reloaded"
+    assert reloaded_history.history == history.history
+    assert reloaded.history is reloaded_history
+    for a, b in zip(trained.optimizer.variables, reloaded.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert int(reloaded.optimizer.iterations.numpy()) == 2 * 6  # 2 epochs of 6 batches
+    # The seed generator state of the Dropout layer is a variable too, so it comes back as well.
+    for a, b in zip(trained.variables, reloaded.variables, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
-class OtherTrainer(Trainer):
-    def fit(self):
-        return {"loss": [2.0]}
+def test_random_numbers_after_training_and_after_reloading_are_the_same(notebook):
+    module = notebook.code()
+    notebook.run_cell("m", module)
+    legacy_global = np.random.random  # noqa: NPY002 - the global state students' cells may use
+    after_training = legacy_global(3), keras.random.normal((2,), seed=1).numpy()
+    notebook.run_cell("m", module)
+    after_reloading = legacy_global(3), keras.random.normal((2,), seed=1).numpy()
+    for a, b in zip(after_training, after_reloading, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
-def test_the_trainers_own_methods_are_part_of_the_key():
-    model = build_autoencoder()
-    key = checkpoints.training_key(model, Calls(model), trainer=Trainer())
-    assert key == checkpoints.training_key(model, Calls(model), trainer=Trainer())
-    assert key != checkpoints.training_key(model, Calls(model), trainer=OtherTrainer())
-
-
-def test_an_interrupted_save_leaves_no_entry_and_the_older_one_intact(
-    run, model_dir, monkeypatch
-):
-    model = build_autoencoder()
-    train_once(run, model, Calls(model))
-    [before] = entries(model_dir)
-    saved_weights = (model_dir / "trained" / "01" / before / "tiny_ae.keras").read_bytes()
-
-    def interrupted(self, *args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(keras.Model, "save", interrupted)
-    rebuilt = build_autoencoder()
-    with pytest.raises(KeyboardInterrupt):
-        train_once(config.RunSettings(mode="smoke", seed=42, retrain=True), rebuilt,
-                   Calls(rebuilt))
-    after = sorted(path.name for path in (model_dir / "trained" / "01").iterdir())
-    assert after == [before]  # no hidden staging folder either
-    assert (model_dir / "trained" / "01" / before / "tiny_ae.keras").read_bytes() == (
-        saved_weights)
-
-
-def test_a_failed_save_warns_and_keeps_the_trained_model(run, model_dir, monkeypatch):
-    def disk_full(self, *args, **kwargs):
-        raise OSError("No space left on device")
-
-    monkeypatch.setattr(keras.Model, "save", disk_full)
-    model = build_autoencoder()
-    with pytest.warns(UserWarning, match="could not save"):
-        history = train_once(run, model, Calls(model))
-    assert len(history.history["loss"]) == 2
-    assert list((model_dir / "trained" / "01").iterdir()) == []
-
-
-def test_a_damaged_entry_is_trained_again_never_trusted(run, model_dir):
-    model = build_autoencoder()
-    train_once(run, model, Calls(model))
-    [entry] = entries(model_dir)
-    (model_dir / "trained" / "01" / entry / "tiny_ae.keras").write_bytes(b"not a zip file")
-    rebuilt = build_autoencoder()
-    train = Calls(rebuilt)
-    with pytest.warns(UserWarning, match="did not load"):
-        train_once(run, rebuilt, train)
-    assert train.count == 1
-    follow_up = build_autoencoder()
-    untouched = Calls(follow_up)
-    train_once(run, follow_up, untouched)  # the retrained entry is whole again
-    assert untouched.count == 0
-
-
-def test_reloads_happen_in_safe_mode(run, model_dir):
-    def build_with_lambda():
-        keras.utils.set_random_seed(0)
-        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4),
-                                  keras.layers.Lambda(lambda x: x * 2.0)])
+def test_a_model_without_input_and_a_lambda_layer_reloads_and_its_key_follows_the_seed(
+        notebook):
+    def build(seed):
+        keras.utils.set_random_seed(seed)
+        model = keras.Sequential([keras.layers.Dense(3), keras.layers.Lambda(lambda t: t * 2),
+                                  keras.layers.Dense(6)])  # no keras.Input: built by fit
         model.compile(loss="mse", optimizer="sgd")
         return model
 
-    model = build_with_lambda()
-    train_once(run, model, Calls(model))
-    rebuilt = build_with_lambda()
-    train = Calls(rebuilt)
-    # Safe mode refuses to deserialise the Lambda's bytecode, so the entry is not trusted.
-    with pytest.warns(UserWarning, match="did not load"):
-        train_once(run, rebuilt, train)
-    assert train.count == 1
+    run = config.RunSettings(mode="smoke", seed=0)
+    printed = []
+    for seed in (1, 1, 2):
+        model = build(seed)
+        checkpoints.once(run, "01", "unbuilt", model).fit(DATA, DATA, epochs=1, verbose=0)
+        printed.append(notebook.capsys.readouterr().out)
+    assert [checkpoints.TRAINED_LINE in text for text in printed] == [True, False, True]
 
 
-def test_kept_records_are_saved_and_restored(run, model_dir):
-    class Record:
-        def __init__(self):
-            self.values = None
-
-        def saved_arrays(self):
-            return {"values": self.values}
-
-        def restore_arrays(self, arrays):
-            self.values = arrays["values"]
-
-    model = build_autoencoder()
-    record = Record()
+def test_a_gan_reloads_both_networks_both_optimizers_and_its_snapshots(model_dir, capsys):
+    run = config.RunSettings(mode="smoke", seed=1)
+    noise = np.random.default_rng(5).standard_normal((4, 3)).astype("float32")
 
     def train():
-        record.values = np.arange(6).reshape(2, 3)
-        return Calls(model)()
+        keras.utils.set_random_seed(3)  # before the pipeline: its order follows the global seed
+        images = data.to_dataset(DATA, None, 16, seed=3, drop_remainder=True)
+        generator = keras.Sequential([keras.Input((3,)), keras.layers.Dense(6, "sigmoid")])
+        discriminator = keras.Sequential([keras.Input((6,)), keras.layers.Dense(1, "sigmoid")])
+        gan = training.GAN(generator, discriminator, 3, seed=4)
+        gan.compile(d_optimizer=keras.optimizers.RMSprop(), g_optimizer=keras.optimizers.Adam())
+        progress = training.GanProgress(noise, show=lambda images, epoch: None)
+        history = checkpoints.once(run, "09", "gan", gan).fit(images, epochs=2, verbose=0,
+                                                               callbacks=[progress])
+        return gan, progress, history
 
-    train_once(run, model, train, keep=[record])
-    rebuilt, restored = build_autoencoder(), Record()
-    train_once(run, rebuilt, train, keep=[restored])
-    np.testing.assert_array_equal(restored.values, np.arange(6).reshape(2, 3))
-
-
-def test_gan_progress_snapshots_round_trip():
-    shown = []
-    def show(images, epoch):
-        shown.append(epoch)
-
-    progress = training.GanProgress(np.zeros((3, 2)), show=show)
-    progress.snapshots = [(1, np.zeros((3, 28, 28))), (2, np.ones((3, 28, 28)))]
-    arrays = progress.saved_arrays()
-    restored = training.GanProgress(np.zeros((3, 2)), show=show)
-    restored.restore_arrays(arrays)
-    assert [epoch for epoch, _ in restored.snapshots] == [1, 2]
-    np.testing.assert_array_equal(restored.snapshots[1][1], np.ones((3, 28, 28)))
-    assert shown == [2]  # a reloaded GAN shows its last grid
-    assert training.GanProgress(np.zeros((3, 2))).saved_arrays() == {}
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "error", "message"),
-    [
-        (dict(name="bad name"), ValueError, "letters, digits"),
-        (dict(notebook="../01"), ValueError, "letters, digits"),
-        (dict(models=[]), TypeError, "keras.Model"),
-        (dict(models={"net": "not a model"}), TypeError, "not a keras.Model"),
-        (dict(settings={"data": object()}), TypeError, "training setting"),
-        (dict(keep=[object()]), TypeError, "saved_arrays"),
-        (dict(train=lambda: 42), TypeError, "must return the History"),
-    ],
-)
-def test_bad_arguments_get_clear_errors(run, model_dir, kwargs, error, message):
-    model = build_autoencoder()
-    arguments = dict(notebook="01", name="tiny_ae", models=model, train=Calls(model))
-    arguments.update(kwargs)
-    with pytest.raises(error, match=message):
-        checkpoints.train_once(run, arguments.pop("notebook"), arguments.pop("name"),
-                               arguments.pop("models"), arguments.pop("train"), **arguments)
+    gan, progress, history = train()
+    again, again_progress, again_history = train()
+    assert checkpoints.RELOADED_LINE in capsys.readouterr().out
+    assert again_history.history == history.history
+    for network in ("generator", "discriminator", "d_optimizer", "g_optimizer"):
+        for a, b in zip(getattr(gan, network).variables, getattr(again, network).variables,
+                        strict=True):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    np.testing.assert_array_equal(gan.noise_seed.state.numpy(), again.noise_seed.state.numpy())
+    assert [epoch for epoch, _ in again_progress.snapshots] == [1, 2]
+    for (_, a), (_, b) in zip(progress.snapshots, again_progress.snapshots, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize(
-    ("value", "expected"), [("", False), ("0", False), ("no", False), ("1", True), ("TRUE", True)]
-)
-def test_retrain_switch_reads_the_environment(monkeypatch, value, expected):
-    monkeypatch.setenv(config.RETRAIN_ENV_VAR, value)
-    assert config.resolve_retrain(None) is expected
-    assert config.resolve_retrain(True) is True  # the notebook's own switch wins
-    assert config.resolve_retrain(False) is False
+def test_the_fixed_codings_of_gan_progress_are_in_the_key_but_its_display_is_not(model_dir,
+                                                                                  capsys):
+    run = config.RunSettings(mode="smoke", seed=1)
+
+    def train(noise_seed, show):
+        keras.utils.set_random_seed(3)  # before the pipeline: its order follows the global seed
+        images = data.to_dataset(DATA, None, 16, seed=3, drop_remainder=True)
+        gan = training.GAN(keras.Sequential([keras.Input((3,)), keras.layers.Dense(6)]),
+                           keras.Sequential([keras.Input((6,)), keras.layers.Dense(1, "sigmoid")]),
+                           3, seed=4)
+        gan.compile(d_optimizer=keras.optimizers.RMSprop(), g_optimizer=keras.optimizers.RMSprop())
+        noise = np.random.default_rng(noise_seed).standard_normal((4, 3))
+        progress = training.GanProgress(noise, show=show)
+        checkpoints.once(run, "09", "gan", gan).fit(images, epochs=1, verbose=0,
+                                                     callbacks=[progress])
+        return checkpoints.TRAINED_LINE in capsys.readouterr().out
+
+    def draw(images, epoch):
+        return None
+
+    def draw_differently(images, epoch):
+        return images[:2]
+
+    assert [train(0, draw), train(0, draw_differently), train(1, draw)] == [True, False, True]
 
 
-def test_retrain_switch_rejects_unclear_values(monkeypatch):
-    monkeypatch.setenv(config.RETRAIN_ENV_VAR, "maybe")
-    with pytest.raises(ValueError, match="COURSE_RETRAIN"):
-        config.resolve_retrain(None)
-    with pytest.raises(TypeError, match="RETRAIN must be"):
-        config.resolve_retrain("yes")
+def test_a_fade_in_schedule_length_is_in_the_key(model_dir, capsys):
+    run = config.RunSettings(mode="smoke", seed=1)
+
+    def train(fade_steps):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(6)])
+        model.compile(loss="mse", optimizer="adam")
+        schedule = training.FadeInSchedule([], fade_steps)
+        checkpoints.once(run, "11", "stage", model).fit(DATA, DATA, epochs=1, verbose=0,
+                                                         callbacks=[schedule])
+        return checkpoints.TRAINED_LINE in capsys.readouterr().out
+
+    assert [train(10), train(10), train(20)] == [True, False, True]
 
 
-def build_tied(activation="sigmoid"):
-    from course_utils import layers
+def test_a_reshuffling_dataset_read_by_an_earlier_training_is_refused_with_the_fix(model_dir):
+    run = config.RunSettings(mode="smoke", seed=1)
+    shared = data.to_dataset(DATA, DATA, 16, seed=3)
+    unshuffled = data.to_dataset(DATA, DATA, 16, shuffle=False)
+    for name in ("first", "second"):
+        model = tiny_model()
+        checkpoints.once(run, "01", name, model).fit(unshuffled, epochs=1, verbose=0)
+    checkpoints.once(run, "01", "third", tiny_model()).fit(shared, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"already read by an earlier training \(notebook 01's "
+                                         r"third\).*Build the dataset in the cell that trains"):
+        checkpoints.once(run, "01", "fourth", tiny_model()).fit(shared, epochs=1, verbose=0)
 
+
+def test_a_damaged_entry_warns_and_trains_again_from_the_starting_weights(notebook, model_dir):
+    module = notebook.code()
+    _, trained, _ = notebook.run_cell("m", module)
+    [entry] = (model_dir / "trained" / "01").glob("m-smoke-*.npz")
+    entry.write_bytes(b"not a zip file")
+    with pytest.warns(UserWarning, match="did not load"):
+        outcome, retrained, _ = notebook.run_cell("m", module)
+    assert outcome == "trained"
+    for a, b in zip(trained.get_weights(), retrained.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)  # the same training again, from the same start
+
+
+RESTORE_FAILS = {"now": False}  # read by restore_arrays, so the key does not see it change
+
+
+def test_a_failed_restore_of_kept_snapshots_trains_from_the_start_not_from_the_reload(model_dir,
+                                                                                        capsys):
+    run = config.RunSettings(mode="smoke", seed=1)
+
+    class Fragile(training.GanProgress):
+        def restore_arrays(self, arrays):
+            if RESTORE_FAILS["now"] and arrays:
+                raise ValueError("snapshots do not fit")
+            super().restore_arrays(arrays)
+
+    def train():
+        keras.utils.set_random_seed(3)  # before the pipeline: its order follows the global seed
+        images = data.to_dataset(DATA, None, 16, seed=3, drop_remainder=True)
+        gan = training.GAN(keras.Sequential([keras.Input((3,)), keras.layers.Dense(6)]),
+                           keras.Sequential([keras.Input((6,)), keras.layers.Dense(1, "sigmoid")]),
+                           3, seed=4)
+        gan.compile(d_optimizer=keras.optimizers.RMSprop(), g_optimizer=keras.optimizers.RMSprop())
+        progress = Fragile(np.zeros((2, 3)))
+        history = checkpoints.once(run, "09", "gan", gan).fit(images, epochs=2, verbose=0,
+                                                               callbacks=[progress])
+        return gan, history
+
+    first, history = train()
+    RESTORE_FAILS["now"] = True
+    with pytest.warns(UserWarning, match="snapshots do not fit"):
+        again, again_history = train()
+    assert checkpoints.TRAINED_LINE in capsys.readouterr().out
+    # Trained again from the same fresh start (not from the reloaded weights): the same result.
+    assert again_history.history == history.history
+    for a, b in zip(first.generator.get_weights(), again.generator.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert int(again.d_optimizer.iterations.numpy()) == int(first.d_optimizer.iterations.numpy())
+
+
+def test_older_entries_are_pruned_to_the_newest_few_and_old_layouts_removed(notebook, model_dir):
+    folder = model_dir / "trained" / "01"
+    folder.mkdir(parents=True)
+    legacy = folder / "m-smoke-0123456789ab"  # an entry of the earlier folder layout
+    legacy.mkdir()
+    (legacy / "manifest.json").write_text("{}")
+    module = notebook.code()
+    for rate in (1e-2, 2e-2, 3e-2, 4e-2):
+        notebook.run_cell("m", module, learning_rate=rate)
+    assert len(list(folder.glob("m-smoke-*.npz"))) == checkpoints.ENTRIES_KEPT
+    assert not legacy.exists()
+    assert notebook.run_cell("m", module, learning_rate=3e-2)[0] == "reloaded"  # toggled back
+
+
+# --- Interrupted saves: a real kill at each stage, in a process of its own ----------------------
+
+TRAIN_SCRIPT = textwrap.dedent('''
+    import os, sys
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    import keras, numpy as np
+    from course_utils import checkpoints, config
+    rate = float(sys.argv[1])
+    run = config.RunSettings(mode="smoke", seed=0, retrain=sys.argv[2] == "retrain")
     keras.utils.set_random_seed(0)
-    dense = keras.layers.Dense(2)
-    encoder = keras.Sequential([keras.Input((4,)), dense])
-    decoder = keras.Sequential([keras.Input((2,)),
-                                layers.DenseTranspose(dense, activation=activation)])
-    model = keras.Sequential([encoder, decoder])
-    model.compile(loss="mse", optimizer="sgd")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4)])
+    model.compile(loss="mse", optimizer=keras.optimizers.SGD(learning_rate=rate))
+    x = np.linspace(0, 1, 64, dtype="float32").reshape(16, 4)
+    checkpoints.once(run, "01", "tiny", model).fit(x, x, epochs=2, verbose=0)
+    print("weights", float(np.sum(model.get_weights()[0])))
+''')
+
+
+def run_script(model_dir, *arguments, **environment):
+    env = {**os.environ, "COURSE_MODEL_DIR": str(model_dir), "PYTHONPATH": REPO_ROOT,
+           **environment}
+    return subprocess.run([sys.executable, "-c", TRAIN_SCRIPT, *arguments], env=env,
+                          capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
+
+
+def folder_listing(model_dir):
+    folder = model_dir / "trained" / "01"
+    return sorted(path.name for path in folder.iterdir()) if folder.exists() else []
+
+
+def test_a_fresh_process_reloads_what_another_process_trained(tmp_path):
+    first = run_script(tmp_path, "0.1", "train")
+    second = run_script(tmp_path, "0.1", "train")
+    assert checkpoints.TRAINED_LINE in first.stdout, first.stderr
+    assert checkpoints.RELOADED_LINE in second.stdout, second.stderr
+    assert first.stdout.splitlines()[-1] == second.stdout.splitlines()[-1]
+
+
+@pytest.mark.parametrize("stage", ["writing", "written", "renamed"])
+def test_a_save_killed_at_any_stage_loses_no_good_entry_and_leaves_nothing_after_the_next_run(
+        tmp_path, stage):
+    good = run_script(tmp_path, "0.1", "train")
+    [entry] = folder_listing(tmp_path)
+    good_bytes = (tmp_path / "trained" / "01" / entry).read_bytes()
+    # Retraining the same key overwrites the good entry: killed mid-way, it must survive whole.
+    killed = run_script(tmp_path, "0.1", "retrain", COURSE_KILL_AT=stage)
+    assert killed.returncode == -signal.SIGKILL
+    listing = folder_listing(tmp_path)
+    assert entry in listing
+    if stage == "renamed":  # the new, complete entry is in place: the same training, same bytes
+        assert listing == [entry]
+    assert (tmp_path / "trained" / "01" / entry).stat().st_size > 0
+    after = run_script(tmp_path, "0.1", "train")  # the next run reloads and tidies up
+    assert checkpoints.RELOADED_LINE in after.stdout, after.stderr
+    assert after.stdout.splitlines()[-1] == good.stdout.splitlines()[-1]
+    assert folder_listing(tmp_path) == [entry]
+    assert (tmp_path / "trained" / "01" / entry).stat().st_size > len(good_bytes) // 2
+
+
+@pytest.mark.parametrize("stage", ["writing", "written"])
+def test_a_first_save_killed_mid_way_leaves_no_entry_and_the_next_run_trains(tmp_path, stage):
+    killed = run_script(tmp_path, "0.1", "train", COURSE_KILL_AT=stage)
+    assert killed.returncode == -signal.SIGKILL
+    assert all(name.startswith(".") for name in folder_listing(tmp_path))  # no entry, only a part
+    after = run_script(tmp_path, "0.1", "train")
+    assert checkpoints.TRAINED_LINE in after.stdout, after.stderr
+    assert len(folder_listing(tmp_path)) == 1 and not folder_listing(tmp_path)[0].startswith(".")
+
+
+@pytest.mark.parametrize("stage", ["writing", "written"])
+def test_ctrl_c_during_a_save_leaves_nothing_and_keeps_the_good_entry(notebook, model_dir,
+                                                                       monkeypatch, stage):
+    module = notebook.code()
+    notebook.run_cell("m", module)
+    [entry] = folder_listing(model_dir)
+    before = (model_dir / "trained" / "01" / entry).read_bytes()
+    monkeypatch.setenv("COURSE_INTERRUPT_AT", stage)
+    with pytest.raises(KeyboardInterrupt):
+        notebook.run_cell("m", module, learning_rate=5e-3)
+    assert folder_listing(model_dir) == [entry]  # exactly: no temporary file either
+    assert (model_dir / "trained" / "01" / entry).read_bytes() == before
+
+
+def test_a_failed_save_warns_and_keeps_the_trained_model(notebook, model_dir, monkeypatch):
+    module = notebook.code()
+
+    def full_disk(path, write):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(data, "write_atomically", full_disk)
+    with pytest.warns(UserWarning, match="No space left on device"):
+        model = notebook.build(module, CELL)
+        notebook.fit(module, model, CELL, "m")
+    assert folder_listing(model_dir) == []
+    assert not np.array_equal(model.get_weights()[0],
+                              notebook.build(module, CELL).get_weights()[0])  # it did train
+
+
+# --- Where the models live, and what once() refuses ---------------------------------------------
+
+@pytest.mark.parametrize("value, expected", [
+    ("  /tmp/course-models  ", "/tmp/course-models"),
+    ("~/course-models", os.path.expanduser("~/course-models")),
+    ("build/elsewhere", os.path.join(REPO_ROOT, "build", "elsewhere")),
+    ("", os.path.join(REPO_ROOT, "build", "models")),
+])
+def test_the_model_folder_from_the_environment_is_stripped_expanded_and_rooted(
+        monkeypatch, value, expected):
+    monkeypatch.setenv(checkpoints.MODEL_DIR_ENV_VAR, value)
+    assert str(checkpoints.model_dir()) == os.path.realpath(expected)
+
+
+def test_a_model_folder_that_is_a_file_gets_a_clear_error(monkeypatch, tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    monkeypatch.setenv(checkpoints.MODEL_DIR_ENV_VAR, str(tmp_path / "a_file"))
+    with pytest.raises(NotADirectoryError, match="names a file.*point it at a folder"):
+        checkpoints.model_dir()
+
+
+def tiny_model(compiled=True):
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(6)])
+    if compiled:
+        model.compile(loss="mse", optimizer="sgd")
     return model
 
 
-def test_a_tied_model_keeps_its_weights_in_h5_and_reloads_with_the_tie_intact(run, model_dir):
-    model = build_tied()
-    train_once(run, model, Calls(model))
-    [entry] = entries(model_dir)
-    saved = model_dir / "trained" / "01" / entry
-    assert sorted(path.name for path in saved.iterdir()) == [
-        "history.json", "manifest.json", "tiny_ae.weights.h5"]  # no broken .keras left
-    rebuilt = build_tied()
-    train = Calls(rebuilt)
-    train_once(run, rebuilt, train)
-    assert train.count == 0
-    for trained, restored in zip(model.get_weights(), rebuilt.get_weights(), strict=True):
-        np.testing.assert_array_equal(trained, restored)
-    encoder_kernel = rebuilt.layers[0].layers[0].kernel
-    assert rebuilt.layers[1].layers[0].dense.kernel is encoder_kernel  # still tied
+RUN = config.RunSettings(mode="smoke", seed=0)
 
 
-def test_a_tied_models_key_still_sees_its_decoder(run):
-    model = build_tied()
-    key = checkpoints.training_key(model, Calls(model))
-    assert key == checkpoints.training_key(build_tied(), Calls(model))
-    assert key != checkpoints.training_key(build_tied("relu"), Calls(model))
+@pytest.mark.parametrize("make_call, error, message", [
+    (lambda: checkpoints.once(RUN, "01", "m", "not a model").fit(DATA, DATA), TypeError,
+     "needs a keras.Model"),
+    (lambda: checkpoints.once(RUN, "01", "m", tiny_model(False)).fit(DATA, DATA), ValueError,
+     "is not compiled: call its compile"),
+    (lambda: checkpoints.once(RUN, "1 ", "m", tiny_model()), ValueError, "notebook must be"),
+    (lambda: checkpoints.once(RUN, "01", "my/model", tiny_model()), ValueError, "name must be"),
+    (lambda: checkpoints.once(RUN, "01", "", tiny_model()), ValueError, "name must be"),
+    (lambda: checkpoints.once("smoke", "01", "m", tiny_model()), TypeError, "config.setup"),
+    (lambda: checkpoints.once(RUN, "01", "m", tiny_model()).fit(iter([DATA])), TypeError,
+     "NumPy arrays .* or a tf.data.Dataset"),
+    (lambda: checkpoints.once(RUN, "01", "m", tiny_model()).fit(DATA[:0], DATA[:0]), ValueError,
+     "training data is empty"),
+    (lambda: checkpoints.once(RUN, "01", "m", tiny_model()).fit(
+        data.to_dataset(DATA, DATA, 256, drop_remainder=False).take(0)), ValueError,
+     "yields no batch"),
+    (lambda: checkpoints.once(RUN, "01", "m", tiny_model()).fit(DATA, DATA, epochz=2),
+     TypeError, "arguments of keras.Model.fit"),
+])
+def test_bad_arguments_get_clear_errors_before_any_training(model_dir, make_call, error,
+                                                             message):
+    with pytest.raises(error, match=message):
+        make_call()
+    assert not (model_dir / "trained").exists()
 
 
-def test_random_numbers_after_training_and_after_reloading_are_the_same(run, model_dir):
-    model = build_autoencoder()
-    train_once(run, model, Calls(model))
-    after_training = keras.random.uniform((3,)).numpy()
-    rebuilt = build_autoencoder()
-    train_once(run, rebuilt, Calls(rebuilt))
-    after_reloading = keras.random.uniform((3,)).numpy()
-    np.testing.assert_array_equal(after_training, after_reloading)
-
-
-def test_compute_once_saves_an_array_and_reloads_it_until_its_input_changes(run, model_dir):
+def test_compute_once_saves_an_array_and_reloads_it_until_its_input_changes(model_dir, capsys):
     calls = []
 
     def embed(values):
         calls.append(1)
-        return values * 2.0
+        return values * 2
 
-    def compute(values, run=run):  # one call site, as in a notebook cell
-        return checkpoints.compute_once(run, "02", "tsne", lambda: embed(values),
-                                        settings={"codings": values})
+    def cached(values):
+        return checkpoints.compute_once(RUN, "02", "tsne", lambda: embed(values),
+                                        settings={"values": values})
 
-    data = np.arange(6.0).reshape(3, 2)
-    np.testing.assert_array_equal(compute(data), compute(data))
-    assert len(calls) == 1
-    changed = data + 1
-    compute(changed)
+    values = np.arange(4.0)
+    np.testing.assert_array_equal(cached(values), values * 2)
+    np.testing.assert_array_equal(cached(values), values * 2)
+    assert len(calls) == 1 and "Reloaded the saved tsne" in capsys.readouterr().out
+    np.testing.assert_array_equal(cached(values + 1), (values + 1) * 2)
     assert len(calls) == 2
-    [saved] = (model_dir / "trained" / "02").glob("tsne-smoke-*.npz")  # the old one is gone
-    saved.write_bytes(b"damaged")
-    with pytest.warns(UserWarning, match="did not load"):
-        compute(changed)
-    assert len(calls) == 3
-    compute(changed, run=config.RunSettings(mode="smoke", seed=42, retrain=True))
-    assert len(calls) == 4
 
 
-def test_a_functional_models_key_ignores_keras_automatic_layer_numbering():
-    def build_functional():
-        keras.utils.set_random_seed(0)
-        inputs = keras.Input((4,))
-        outputs = keras.layers.Dense(4)(keras.layers.Dense(2)(inputs))
-        return keras.Model(inputs, outputs)
-
-    first, second = build_functional(), build_functional()  # dense_2, dense_3 the second time
-    assert first.layers[1].name != second.layers[1].name
-    assert checkpoints.training_key(first, Calls(first)) == checkpoints.training_key(
-        second, Calls(first))
+def test_an_entry_holds_no_pickle_and_says_what_it_is(notebook, model_dir):
+    notebook.run_cell("m", notebook.code())
+    [entry] = (model_dir / "trained" / "01").glob("m-smoke-*.npz")
+    with np.load(entry, allow_pickle=False) as stored:  # would raise if anything were pickled
+        manifest = json.loads(str(stored["manifest.json"]))
+        history = json.loads(str(stored["history.json"]))
+    assert manifest["name"] == "m" and manifest["mode"] == "smoke"
+    assert manifest["key"].startswith(entry.name.split("-")[-1][:-4])
+    assert len(history["loss"]) == 2
