@@ -73,4 +73,6 @@ def load_notebook_quality(path: Path) -> dict[str, float]:
 def load_quality(mode: str) -> dict[str, dict[str, float]]:
     """Every notebook's recorded figures for one run mode, keyed by notebook number."""
     directory = quality_dir() / mode
-    return {path.stem: load_notebook_quality(path) for path in sorted(directory.glob("*.json"))}
+    # Only NN.json: a hidden .NN.json-<pid>-....part.json is what a killed write left behind.
+    paths = sorted(directory.glob("[0-9]*.json"))
+    return {path.stem: load_notebook_quality(path) for path in paths}

@@ -1,11 +1,11 @@
-"""The judge classifier: trained once per mode, cached atomically, reloaded in safe mode, rebuilt
-when the cache is damaged; and the checks on the images it is given."""
+"""The judge classifier: trained once per mode through checkpoints.once, reloaded, trained again
+when its entry is damaged, kept when its save fails; published models; the checks on images."""
 
 import keras
 import numpy as np
 import pytest
 
-from course_utils import config, evaluation, metrics
+from course_utils import checkpoints, config, data, evaluation, metrics
 
 
 @pytest.fixture
@@ -19,54 +19,56 @@ def test_classifier_has_named_feature_layer_and_ten_classes():
     assert model.output_shape == (None, 10)
 
 
-def test_judge_trains_once_then_reloads_and_rebuilds_a_damaged_cache(
+def test_judge_trains_once_through_checkpoints_then_reloads_and_retrains_a_damaged_entry(
     smoke_run, model_dir, monkeypatch, capsys
 ):
     judge = evaluation.load_fashion_classifier(smoke_run)
-    saved = list(model_dir.glob("*.keras"))
-    assert [path.name.startswith("fashion_classifier-smoke-") for path in saved] == [True]
-    assert "Training the judge" in capsys.readouterr().out
-    assert not list(model_dir.glob(".tmp-*"))  # nothing left behind by the atomic save
+    folder = model_dir / "trained" / "judge"
+    [saved] = sorted(path.name for path in folder.iterdir())  # exactly one file, no leftovers
+    assert saved.startswith("fashion_classifier-smoke-") and saved.endswith(".npz")
+    assert checkpoints.TRAINED_LINE in capsys.readouterr().out
 
     def no_training(*args, **kwargs):
-        raise AssertionError("the cached judge should have been reloaded, not retrained")
+        raise AssertionError("the saved judge should have been reloaded, not retrained")
 
     with monkeypatch.context() as patch:
         patch.setattr(keras.Model, "fit", no_training)
         reloaded = evaluation.load_fashion_classifier(smoke_run)
+    assert checkpoints.RELOADED_LINE in capsys.readouterr().out
     images = np.random.default_rng(0).random((5, 28, 28)).astype("float32")
-    np.testing.assert_allclose(reloaded.predict(images, verbose=0),
-                               judge.predict(images, verbose=0), atol=1e-6)
+    np.testing.assert_array_equal(reloaded.predict(images, verbose=0),
+                                  judge.predict(images, verbose=0))
 
-    saved[0].write_bytes(b"not a zip file")
+    (folder / saved).write_bytes(b"not a zip file")
     with pytest.warns(UserWarning, match="did not load"):
         rebuilt = evaluation.load_fashion_classifier(smoke_run)
-    assert rebuilt.output_shape == (None, 10)
-    assert saved[0].stat().st_size > 1000
+    np.testing.assert_array_equal(rebuilt.predict(images, verbose=0),
+                                  judge.predict(images, verbose=0))  # the same training again
+    assert sorted(path.name for path in folder.iterdir()) == [saved]
 
 
-def test_cache_key_changes_with_architecture_and_settings():
-    model = evaluation.build_fashion_classifier()
-    key = evaluation._settings_key(model, {"epochs": 1})
-    assert key == evaluation._settings_key(evaluation.build_fashion_classifier(), {"epochs": 1})
-    assert key != evaluation._settings_key(model, {"epochs": 2})
-    other = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(),
-                              keras.layers.Dense(10)])
-    assert key != evaluation._settings_key(other, {"epochs": 1})
+def test_a_judge_whose_save_fails_is_kept_not_thrown_away(smoke_run, model_dir, monkeypatch):
+    def no_room(path, write):
+        raise FileExistsError("a file stands in the way")
+
+    monkeypatch.setattr(data, "write_atomically", no_room)
+    with pytest.warns(UserWarning, match="could not save it"):
+        judge = evaluation.load_fashion_classifier(smoke_run)
+    images = data.load_fashion_mnist(limit=2000).X_valid[:200]
+    labels = data.load_fashion_mnist(limit=2000).y_valid[:200]
+    accuracy = np.mean(evaluation.classify_images(judge, images) == labels)
+    assert accuracy > 0.5  # a trained judge (chance is 0.1), returned although nothing was saved
 
 
-def test_an_interrupted_save_leaves_no_file(model_dir, monkeypatch):
-    model = evaluation.build_fashion_classifier()
+def test_the_judge_has_one_cache_the_checkpoints_one():
+    import inspect
 
-    def interrupted(self, path, *args, **kwargs):
-        with open(path, "wb") as half_written:
-            half_written.write(b"partial")
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(keras.Model, "save", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        evaluation._save_atomically(model, model_dir / "judge.keras")
-    assert list(model_dir.iterdir()) == []
+    source = inspect.getsource(evaluation)
+    assert "checkpoints.once(" in source
+    assert "load_model" not in inspect.getsource(evaluation.load_fashion_classifier)
+    checkpoint_source = inspect.getsource(checkpoints)
+    assert "from course_utils import evaluation" not in checkpoint_source
+    assert "course_utils.evaluation" not in checkpoint_source
 
 
 class _FixedClassifier:
@@ -118,7 +120,7 @@ def test_a_published_model_reloads_in_another_notebook(smoke_run, model_dir):
     decoder = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4)], name="decoder")
     path = evaluation.publish_model(decoder, "vae_decoder", smoke_run)
     assert path == model_dir / "published" / "vae_decoder-smoke.keras"
-    assert not list(path.parent.glob(".tmp-*"))
+    assert sorted(path.parent.iterdir()) == [path]  # exactly the model: no temporary file left
     reloaded = evaluation.load_published_model("vae_decoder", smoke_run)
     codings = np.ones((2, 3), "float32")
     np.testing.assert_allclose(reloaded(codings), decoder(codings), rtol=1e-6)

@@ -58,9 +58,6 @@ def test_figure_names_are_lowercase_words_joined_by_underscores():
         report.figure_name("--", "")
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="report.load_quality globs '*.json', which also matches the "
-                   ".NN.json-<pid>-<random>.part.json file a killed write_atomically leaves")
 def test_a_killed_writers_temp_file_is_not_read_as_a_notebook(quality_dir, smoke_run):
     report.record_quality("12", smoke_run, anomaly_auc=0.9)
     leftover = quality_dir / "smoke" / f".12.json-999999-abcd{data.PART_MARKER}.json"
