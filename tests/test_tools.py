@@ -144,7 +144,9 @@ def test_train_once_table_gives_the_ratio_and_counts_trained_and_reloaded_models
     second = [_run_printing(tmp_path / "01_a.ipynb", 8.0, reloaded, {0: 4.0, 1: 0.5}),
               _run_printing(tmp_path / "00_b.ipynb", 9.0, "no training here\n")]
     table = format_train_once_table(first, second).splitlines()
-    assert table[2] == "| 01_a.ipynb | 120.0 | 1 | 8.0 | 1 | 15.0x | 101.0 → 0.5 |"
-    assert table[3] == "| 00_b.ipynb | 10.0 | 0 | 9.0 | 0 | (trains nothing) |  |"
+    assert table[2] == "| 01_a.ipynb | 120.0 | 1 | 8.0 | 1 | 0 | 15.0x | 101.0 → 0.5 |"
+    assert table[3] == "| 00_b.ipynb | 10.0 | 0 | 9.0 | 0 | 0 | (trains nothing) |  |"
+    second[1] = _run_printing(tmp_path / "00_b.ipynb", 9.0, trained)  # a key that changed
+    assert format_train_once_table(first, second).splitlines()[3].split(" | ")[5] == "1"
     second[0].error = "boom"
     assert "FAILED" in format_train_once_table(first, second).splitlines()[2]

@@ -15,7 +15,7 @@ training-speed comparison (gan_speed.py: the compiled train_step against the tex
 train_on_batch loop, side by side) goes to build/benchmark/gan_speed.md.
 
 The train-once part runs every notebook twice against an empty model folder: the first run
-trains and saves (checkpoints.train_once), the second reloads. Only the judge classifier, shared
+trains and saves (checkpoints.once(...).fit), the second reloads. Only the judge classifier, shared
 plumbing trained once per machine, is copied in beforehand, so notebook 9's first run does not
 include it. Table: build/benchmark/train_once_<mode>.md.
 """
@@ -137,15 +137,17 @@ def format_train_once_table(first_runs, second_runs) -> str:
     second: what reloading saves, without the import, data and plotting both runs share.
     """
     rows = ["| notebook | first run (s) | models trained | second run (s) | models reloaded "
-            "| speed-up | training cells: first → second (s) |",
-            "|---|---:|---:|---:|---:|---:|---:|"]
+            "| trained again | speed-up | training cells: first → second (s) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for first, second in zip(first_runs, second_runs, strict=True):
         if not (first.ok and second.ok):
             rows.append(f"| {first.path.name} | {'FAILED' if not first.ok else ''} | | "
-                        f"{'FAILED' if not second.ok else ''} | | | |")
+                        f"{'FAILED' if not second.ok else ''} | | | | |")
             continue
         trained = count_in_outputs(first.executed, TRAINED_LINE)
         reloaded = count_in_outputs(second.executed, RELOADED_LINE)
+        # A second run that trains anything means a key that changed without an edit: a bug.
+        again = count_in_outputs(second.executed, TRAINED_LINE)
         ratio = f"{first.seconds / second.seconds:.1f}x" if trained else "(trains nothing)"
         cells = training_cells(first.executed)
         cell_times = ""
@@ -154,22 +156,22 @@ def format_train_once_table(first_runs, second_runs) -> str:
             after = sum(second.cell_seconds.get(index, 0.0) for index in cells)
             cell_times = f"{before:.1f} → {after:.1f}"
         rows.append(f"| {first.path.name} | {first.seconds:.1f} | {trained} | "
-                    f"{second.seconds:.1f} | {reloaded} | {ratio} | {cell_times} |")
+                    f"{second.seconds:.1f} | {reloaded} | {again} | {ratio} | {cell_times} |")
     return "\n".join(rows)
 
 
 def measure_train_once(mode: str, notebooks) -> tuple[list, list]:
     """Run the notebooks twice against a fresh model folder: training, then reloading."""
-    from course_utils import config, evaluation
+    from course_utils import checkpoints, config
 
     model_root = TRAIN_ONCE_DIR / mode
     shutil.rmtree(model_root, ignore_errors=True)
-    model_root.mkdir(parents=True)
-    for judge in evaluation.model_dir().glob(f"fashion_classifier-{mode}-*.keras"):
-        shutil.copy2(judge, model_root / judge.name)
+    (model_root / "trained" / "judge").mkdir(parents=True)
+    for judge in (checkpoints.trained_dir() / "judge").glob(f"fashion_classifier-{mode}-*.npz"):
+        shutil.copy2(judge, model_root / "trained" / "judge" / judge.name)
     saved = {name: os.environ.get(name)
-             for name in (evaluation.MODEL_DIR_ENV_VAR, config.RETRAIN_ENV_VAR)}
-    os.environ[evaluation.MODEL_DIR_ENV_VAR] = str(model_root)
+             for name in (checkpoints.MODEL_DIR_ENV_VAR, config.RETRAIN_ENV_VAR)}
+    os.environ[checkpoints.MODEL_DIR_ENV_VAR] = str(model_root)
     os.environ.pop(config.RETRAIN_ENV_VAR, None)
     try:
         passes = []
