@@ -7,7 +7,10 @@ Modules, by role:
     metrics     rounded accuracy, principal angles, reconstruction MSE, class coverage
     layers      tied dense, KL sparsity, VAE sampling and latent loss, minibatch discrimination
     training    the two-phase GAN model, experience replay, GAN progress snapshots
-    evaluation  a cached judge classifier for generated images
+    evaluation  the judge classifier for generated images, published models
+    checkpoints train once, reload after: `once(run, nb, name, model).fit(...)` (plumbing)
+    report      headline quality figures for the benchmark (plumbing)
+    checks      the checks behind every clear error on bad input (plumbing)
 
 The lessons themselves (models, losses, training loops) live in the notebooks.
 """
