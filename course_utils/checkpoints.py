@@ -46,6 +46,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import xxhash
 
 from course_utils import data
 
@@ -109,10 +110,15 @@ def entry_path(run, notebook: str, name: str, key: str) -> Path:
 
 # --- Describing values, data and code (the ingredients of the key) -----------------------------
 
+def _buffer(array) -> np.ndarray:
+    """The array's bytes, without a copy when it is contiguous (empty and 0-d arrays too)."""
+    return np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+
+
 def _digest_array(array) -> dict[str, Any]:
     array = np.ascontiguousarray(np.asarray(array))
     return {"shape": list(array.shape), "dtype": str(array.dtype),
-            "blake2b": hashlib.blake2b(array.tobytes(), digest_size=16).hexdigest()}
+            "xxh3_128": xxhash.xxh3_128_hexdigest(_buffer(array))}
 
 
 def _is_array(value) -> bool:
@@ -206,7 +212,7 @@ class _DataFingerprint:
         if value is None:
             self.digest = None
             return
-        digest = hashlib.blake2b(digest_size=16)
+        digest = xxhash.xxh3_128()  # not cryptographic: it tells edits apart, at memory speed
         if _is_dataset(value):
             _check_fresh(value, label, owner)
             # One full pass, so that the subset, the order of the first epoch, the batch size and
@@ -217,7 +223,7 @@ class _DataFingerprint:
                 for leaf in _leaves(element):
                     leaf = np.ascontiguousarray(leaf)
                     digest.update(f"{leaf.dtype}{leaf.shape}".encode())
-                    digest.update(leaf.tobytes())
+                    digest.update(_buffer(leaf))
                 self.batches += 1
             if self.first_batch is None:
                 raise ValueError(f"The {label} dataset yields no batch at all: check its size "
@@ -389,11 +395,11 @@ def _values(variables) -> list[np.ndarray]:
 
 
 def _digest_values(values) -> str:
-    digest = hashlib.blake2b(digest_size=16)
+    digest = xxhash.xxh3_128()
     for value in values:
         value = np.ascontiguousarray(value)
         digest.update(f"{value.dtype}{value.shape}".encode())
-        digest.update(value.tobytes())
+        digest.update(_buffer(value))
     return digest.hexdigest()
 
 
@@ -423,7 +429,7 @@ def _probe(model: keras.Model, train_batch, valid_batch) -> str:
     seed_state = _global_seed_state()
     seed_before = None if seed_state is None else np.array(seed_state.numpy())
     originals = _optimizers(model)
-    digest = hashlib.blake2b(digest_size=16)
+    digest = xxhash.xxh3_128()
     try:
         # Fresh copies of the optimizers: the real ones must stay exactly as they are (unbuilt,
         # or holding the state that training continues from).
