@@ -136,3 +136,13 @@ def test_a_missing_or_damaged_published_model_says_which_notebook_to_run(smoke_r
         evaluation.load_published_model("dcgan_generator", smoke_run)
     with pytest.raises(ValueError, match="Unknown published model"):
         evaluation.published_path("stylegan", smoke_run)
+
+
+def test_publishing_where_a_file_blocks_the_folder_says_what_to_move(smoke_run, model_dir):
+    (model_dir / "published").write_text("a file where the folder goes")
+    decoder = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4)])
+    with pytest.raises(NotADirectoryError, match="is a file, not a folder.*Move or delete"):
+        evaluation.publish_model(decoder, "vae_decoder", smoke_run)
+    with pytest.raises(TypeError, match="saves a keras.Model"):
+        evaluation.publish_model("decoder", "vae_decoder", smoke_run)
+    assert sorted(path.name for path in model_dir.iterdir()) == ["published"]

@@ -63,3 +63,16 @@ def test_a_killed_writers_temp_file_is_not_read_as_a_notebook(quality_dir, smoke
     leftover = quality_dir / "smoke" / f".12.json-999999-abcd{data.PART_MARKER}.json"
     leftover.write_text('{"anomaly_auc": 0.1', encoding="utf-8")  # cut off mid-write
     assert report.load_quality("smoke") == {"12": {"anomaly_auc": 0.9}}
+
+
+def test_a_quality_folder_that_is_a_file_gets_a_clear_error(monkeypatch, tmp_path, smoke_run):
+    (tmp_path / "quality").write_text("not a folder")
+    monkeypatch.setenv(report.QUALITY_DIR_ENV_VAR, str(tmp_path / "quality"))
+    with pytest.raises(NotADirectoryError, match="names a file.*point it at a folder"):
+        report.record_quality("12", smoke_run, anomaly_auc=0.9)
+    monkeypatch.setenv(report.QUALITY_DIR_ENV_VAR, str(tmp_path / "fresh"))
+    (tmp_path / "fresh").mkdir()
+    (tmp_path / "fresh" / "smoke").write_text("a file where the mode's folder goes")
+    with pytest.raises(NotADirectoryError, match="is a file, not a folder.*Move or delete"):
+        report.record_quality("12", smoke_run, anomaly_auc=0.9)
+    assert sorted(path.name for path in (tmp_path / "fresh").iterdir()) == ["smoke"]
