@@ -137,7 +137,11 @@ def _import_tensorflow_muting_c_stderr() -> None:
     with tempfile.TemporaryFile(mode="w+b") as parked:
         os.dup2(parked.fileno(), 2)
         try:
-            import tensorflow  # noqa: F401
+            import tensorflow
+
+            # The CUDA probe ("failed call to cuInit") runs when devices are first listed, not
+            # at import: list them here too, while the C-level stderr is still parked.
+            tensorflow.config.list_physical_devices()
         except BaseException:
             os.dup2(saved_fd, 2)
             parked.seek(0)
