@@ -1,7 +1,9 @@
 """Notebook 9's GAN class: it is the same code as course_utils.training.GAN, and each of its two
 training phases updates its own network and nothing else; the old freezing pattern does not.
-Notebooks 9 and 10 train every GAN once (checkpoints.train_once) and reload it afterwards."""
+Notebooks 9 and 10 train every GAN through checkpoints.once(...).fit from fresh networks, and a
+GAN trained that way reloads whole (networks, optimizers, history, snapshots) afterwards."""
 
+import ast
 import inspect
 import warnings
 from pathlib import Path
@@ -14,7 +16,7 @@ import tensorflow as tf
 from gan_speed import load_tagged_cells
 from keras import ops
 
-from course_utils import checkpoints, config, evaluation, training
+from course_utils import checkpoints, config, training
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / (
     "09_generative_adversarial_networks.ipynb"
@@ -158,53 +160,164 @@ def test_freezing_before_compiling_the_combined_model_leaves_the_discriminator_u
     assert any("does not have any trainable weights" in str(w.message) for w in caught)
 
 
+def _code_cells(path):
+    return [cell for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+
+
+def _fit_calls(tree):
+    return [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute) and node.func.attr == "fit"]
+
+
+def _is_once(node, notebook):
+    """checkpoints.once(run, "NN", name, model): what every training's fit is called on."""
+    return (isinstance(node, ast.Call) and ast.unparse(node.func) == "checkpoints.once"
+            and len(node.args) == 4 and ast.unparse(node.args[0]) == "run"
+            and isinstance(node.args[1], ast.Constant) and node.args[1].value == notebook)
+
+
+def _calls(node):
+    return {ast.unparse(call.func) for call in ast.walk(node) if isinstance(call, ast.Call)}
+
+
+def _builds_networks(statement):
+    # A call of a build_...() function: the networks this cell trains, made afresh.
+    return any(name.split(".")[-1].startswith("build_") for name in _calls(statement))
+
+
 @pytest.mark.parametrize("path", [NOTEBOOK, NOTEBOOK_10], ids=lambda path: path.name[:2])
-def test_every_gan_training_goes_through_train_once_from_a_seeded_start(path):
-    cells = [cell for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
-    fitting = [cell for cell in cells if ".fit(" in cell.source and cell.id != BOOK_LOOP_DEMO]
+def test_every_gan_fit_goes_through_once_with_its_snapshots_and_fresh_data(path):
+    fitting = [cell for cell in _code_cells(path)
+               if ".fit(" in cell.source and cell.id != BOOK_LOOP_DEMO]
     assert fitting, f"{path.name} has no training cell"
     for cell in fitting:
-        assert "checkpoints.train_once(" in cell.source, f"{cell.id} calls fit outside train_once"
-        assert "keep=[progress]" in cell.source, f"{cell.id} does not keep its snapshots"
-    # The key holds the networks' starting weights: each training cell seeds before building.
-    training_cells = [cell for cell in cells if "train_once(" in cell.source
-                      or "train_gan(" in cell.source.replace("def train_gan(", "")]
-    for cell in training_cells:
-        assert "keras.utils.set_random_seed(run.seed)" in cell.source, cell.id
+        tree = ast.parse(cell.source)
+        assert "# Plumbing: once(...) reloads this training" in cell.source, cell.id
+        assigned = {target.id for node in ast.walk(tree) if isinstance(node, ast.Assign)
+                    for target in node.targets if isinstance(target, ast.Name)}
+        for call in _fit_calls(tree):
+            assert _is_once(call.func.value, path.name[:2]), (
+                f"{cell.id} calls fit outside checkpoints.once(run, {path.name[:2]!r}, ...)")
+            callbacks = {keyword.arg: keyword.value for keyword in call.keywords}.get("callbacks")
+            # GanProgress has saved_arrays/restore_arrays: once saves and restores its snapshots.
+            assert callbacks is not None and "progress" in ast.unparse(callbacks), cell.id
+            # A reshuffling pipeline read by an earlier training would start from another order:
+            # each training builds the dataset it reads.
+            data_argument = call.args[0]
+            assert isinstance(data_argument, ast.Name) and data_argument.id in assigned, (
+                f"{cell.id} trains on {ast.unparse(data_argument)}, not on a dataset it builds")
 
 
-def test_a_gan_trained_once_reloads_its_networks_history_and_snapshots(tmp_path, monkeypatch,
-                                                                        capsys):
-    # The pattern of notebooks 9 and 10: two networks, the GAN as trainer, GanProgress kept.
-    monkeypatch.setenv(evaluation.MODEL_DIR_ENV_VAR, str(tmp_path))
-    run = config.RunSettings(mode="smoke", seed=1)
+@pytest.mark.parametrize("path", [NOTEBOOK, NOTEBOOK_10], ids=lambda path: path.name[:2])
+def test_every_training_cell_seeds_then_builds_fresh_networks(path):
+    # "Change a number, see its effect": re-running a training cell starts from fresh weights.
+    cells = _code_cells(path)
+    trainers = {node.name for cell in cells for node in ast.parse(cell.source).body
+                if isinstance(node, ast.FunctionDef) and any(
+                    _is_once(call.func.value, path.name[:2]) for call in _fit_calls(node))}
+    training_cells = 0
+    for cell in cells:
+        statements = [node for node in ast.parse(cell.source).body
+                      if not isinstance(node, (ast.FunctionDef, ast.ClassDef))]
+        trains = [index for index, node in enumerate(statements)
+                  if _calls(node) & trainers or any(
+                      _is_once(call.func.value, path.name[:2]) for call in _fit_calls(node))]
+        if not trains:
+            continue
+        training_cells += 1
+        seeds = [index for index, node in enumerate(statements)
+                 if "keras.utils.set_random_seed" in _calls(node)
+                 and "run.seed" in ast.unparse(node)]
+        builds = [index for index, node in enumerate(statements) if _builds_networks(node)]
+        assert seeds, f"{cell.id} trains without keras.utils.set_random_seed(run.seed)"
+        assert builds and seeds[0] < builds[0] < trains[0], (
+            f"{cell.id} must seed, then build its networks, then train")
+    assert training_cells == (3 if path == NOTEBOOK else 1)
+
+
+def _tiny_gan(learning_rate=1e-3):
+    keras.utils.set_random_seed(1)
+    gan = training.GAN(*_networks(), CODINGS_SIZE, seed=3)
+    gan.compile(d_optimizer=keras.optimizers.RMSprop(learning_rate),
+                g_optimizer=keras.optimizers.RMSprop(learning_rate))
+    return gan
+
+
+def _train_through_once(run, learning_rate=1e-3):
+    # The pattern of notebooks 9 and 10: a fresh trainer, its GanProgress, once(...).fit.
+    gan = _tiny_gan(learning_rate)
     noise = np.random.default_rng(5).standard_normal((6, CODINGS_SIZE)).astype("float32")
-    fits = []
+    progress = training.GanProgress(noise)
+    history = checkpoints.once(run, "09", "tiny_gan", gan).fit(
+        _real_batches(), epochs=2, callbacks=[progress], verbose=0, shuffle=False)
+    return gan, history, progress
 
-    def train_through_train_once():
-        gan = _compiled_gan(training.GAN)
-        progress = training.GanProgress(noise)
 
-        def train():
-            fits.append(1)
-            return gan.fit(_real_batches(), epochs=2, verbose=0, shuffle=False,
-                           callbacks=[progress])
+def _arrays(variables):
+    return [np.array(variable.numpy()) for variable in variables]
 
-        history = checkpoints.train_once(
-            run, "09", "tiny_gan", {"generator": gan.generator, "discriminator": gan.discriminator},
-            train, settings={"epochs": 2}, trainer=gan, keep=[progress])
-        return gan, history, progress
 
-    trained, history, progress = train_through_train_once()
-    reloaded, reloaded_history, reloaded_progress = train_through_train_once()
-    assert len(fits) == 1
-    assert "Reloaded the trained tiny_gan" in capsys.readouterr().out
-    for network in ("generator", "discriminator"):
-        for weight, again in zip(getattr(trained, network).get_weights(),
-                                 getattr(reloaded, network).get_weights(), strict=True):
-            np.testing.assert_array_equal(weight, again)
+def test_a_gan_trained_once_reloads_networks_optimizers_history_and_snapshots(model_dir,
+                                                                               capsys):
+    run = config.RunSettings(mode="smoke", seed=1)
+    trained, history, progress = _train_through_once(run)
+    assert checkpoints.TRAINED_LINE in capsys.readouterr().out
+    reloaded, reloaded_history, reloaded_progress = _train_through_once(run)
+    assert f"{checkpoints.RELOADED_LINE} tiny_gan" in capsys.readouterr().out
+    assert reloaded is not trained
+    # Every variable: both networks' weights and the noise generator's state.
+    for weight, again in zip(_arrays(trained.variables), _arrays(reloaded.variables),
+                             strict=True):
+        np.testing.assert_array_equal(weight, again)
+    for optimizer in ("d_optimizer", "g_optimizer"):
+        state = _arrays(getattr(trained, optimizer).variables)
+        restored = _arrays(getattr(reloaded, optimizer).variables)
+        assert int(getattr(reloaded, optimizer).iterations.numpy()) == 8  # 2 epochs of 4 steps
+        for value, again in zip(state, restored, strict=True):
+            np.testing.assert_array_equal(value, again)
     assert reloaded_history.history == history.history
+    assert set(reloaded_history.history) == {"d_loss", "g_loss"}
     assert [epoch for epoch, _ in reloaded_progress.snapshots] == [1, 2]
     for (_, images), (_, again) in zip(progress.snapshots, reloaded_progress.snapshots,
                                        strict=True):
         np.testing.assert_array_equal(images, again)
+
+
+def test_changing_a_number_of_the_gan_retrains_it(model_dir, capsys):
+    # Notebook 9's exercise 1 (a smaller learning rate) needs no RETRAIN switch.
+    run = config.RunSettings(mode="smoke", seed=1)
+    _train_through_once(run)
+    capsys.readouterr()
+    _train_through_once(run, learning_rate=1e-4)
+    assert checkpoints.TRAINED_LINE in capsys.readouterr().out
+
+
+class _ReplayGAN(training.GAN):
+    """Notebook 9's ReplayGAN, at the tests' size."""
+
+    def __init__(self, *args, replay_capacity=16, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.replay = training.ReplayBuffer(replay_capacity, (4, 4), seed=1)
+
+    def fake_images_for_discriminator(self, batch_size):
+        fresh = super().fake_images_for_discriminator(batch_size)
+        self.replay.add(fresh)
+        from_buffer = self.replay.sample(batch_size // 2)
+        return ops.concatenate([fresh[: batch_size - batch_size // 2], from_buffer], axis=0)
+
+
+@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
+    "checkpoints._build runs the trainer's symbolic build whenever a sublayer reports "
+    "built=False; ReplayBuffer makes its variables in __init__ and is never called, so it stays "
+    "unbuilt, and the GAN's call(codings) is then fed a batch of images (notebook 9, nb09-24)"))
+def test_exercise_4_a_replay_buffer_of_one_batch_retrains(model_dir, capsys):
+    run = config.RunSettings(mode="smoke", seed=1)
+    for capacity in (16, 8, 16):
+        keras.utils.set_random_seed(1)
+        gan = _ReplayGAN(*_networks(), CODINGS_SIZE, seed=3, replay_capacity=capacity)
+        gan.compile(d_optimizer=keras.optimizers.RMSprop(), g_optimizer=keras.optimizers.RMSprop())
+        checkpoints.once(run, "09", "tiny_replay_gan", gan).fit(_real_batches(), epochs=1,
+                                                                 shuffle=False,
+                                                                 verbose=0)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "tiny_replay_gan" in line]
+    assert [checkpoints.TRAINED_LINE in line for line in lines] == [True, True, False]
