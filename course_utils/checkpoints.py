@@ -206,7 +206,8 @@ def _check_fresh(dataset, label: str, owner: str) -> None:
 class _DataFingerprint:
     """A content digest of training or validation data, and its first batch for the probe."""
 
-    def __init__(self, value, batch_size: int | None, label: str, owner: str = "?"):
+    def __init__(self, value, batch_size: int | None, label: str, owner: str = "?",
+                 steps: int | None = None):
         self.first_batch = None
         self.batches = 0
         if value is None:
@@ -215,8 +216,16 @@ class _DataFingerprint:
         digest = xxhash.xxh3_128()  # not cryptographic: it tells edits apart, at memory speed
         if _is_dataset(value):
             _check_fresh(value, label, owner)
-            # One full pass, so that the subset, the order of the first epoch, the batch size and
-            # any preprocessing in the pipeline are all in the key.
+            if int(value.cardinality()) == -1:  # tf.data.INFINITE_CARDINALITY: .repeat()
+                if steps is None:
+                    raise ValueError(
+                        f"The {label} dataset repeats forever: pass steps_per_epoch to fit (the "
+                        "digest then reads exactly the batches training will see), or end it "
+                        "with .take(n)."
+                    )
+                value = value.take(steps)
+            # One full pass (what fit will read), so that the subset, the order, the batch size
+            # and any preprocessing in the pipeline are all in the key.
             for element in value.as_numpy_iterator():
                 if self.first_batch is None:
                     self.first_batch = element
@@ -424,6 +433,7 @@ def _as_tensors(batch):
 def _probe(model: keras.Model, train_batch, valid_batch) -> str:
     """One training step (and one validation step) run eagerly from the current state, then
     undone: a digest of the losses, metrics and updated variables."""
+    owned = len(_variables(model))
     variables = _variables(model) + list(model.metrics_variables)
     before = _values(variables)
     seed_state = _global_seed_state()
@@ -436,6 +446,12 @@ def _probe(model: keras.Model, train_batch, valid_batch) -> str:
         for attribute, optimizer in originals.items():
             setattr(model, attribute, type(optimizer).from_config(optimizer.get_config()))
         logs = model.train_step(_as_tensors(train_batch))
+        if len(_variables(model)) != owned:
+            raise ValueError(
+                f"{model.name} created weights during its first training step, so its starting "
+                "weights cannot be read before training: build its networks first (give them a "
+                "keras.Input, or call them once on a batch) before once(...).fit."
+            )
         digest.update(_digest_logs(logs).encode())
         digest.update(_digest_values(_values(_variables(model))).encode())
         if valid_batch is not None:
@@ -480,17 +496,22 @@ def _check_model(model) -> keras.Model:
     return model
 
 
+def _needs_build(layer) -> bool:
+    # A layer that keeps Keras' default build() has nothing to create there (an upsampling, a
+    # buffer that makes its variables in __init__): unbuilt in name only.
+    return not layer.built and type(layer).build is not keras.layers.Layer.build
+
+
 def _build(model: keras.Model, batch) -> None:
-    layers = _sublayers(model)
-    if all(layer.built for layer in layers) and (layers or model.built):
+    if not any(_needs_build(layer) for layer in _sublayers(model)):
         return  # a subclassed trainer is "unbuilt" until fit runs, but its networks are built
     # What fit itself does first: weights are drawn here, so the starting state can be read.
     try:
         model._symbolic_build(data_batch=_as_tensors(batch))
     except Exception as error:
         raise ValueError(
-            f"{model.name} could not be built from its first batch ({error}). Give it a "
-            "keras.Input (or call it once on a batch) before training."
+            f"{model.name} could not be built from its first batch ({error}). Give its "
+            "networks a keras.Input (or call them once on a batch) before training."
         ) from error
 
 
@@ -506,14 +527,16 @@ class _Training:
                      if hasattr(callback, "saved_arrays") and hasattr(callback, "restore_arrays")]
         batch_size = self.arguments.get("batch_size")
         x, y = self.arguments.get("x"), self.arguments.get("y")
+        steps = self.arguments.get("steps_per_epoch")
+        total = None if steps is None else int(steps) * int(self.arguments.get("epochs", 1))
         self.train_data = _DataFingerprint(x if y is None else (x, y), batch_size, "training",
-                                           owner)
+                                           owner, steps=total)
         self.sample_weight = _DataFingerprint(self.arguments.get("sample_weight"), batch_size,
                                               "sample-weight")
         validation = self.arguments.get("validation_data")
         self.valid_data = _DataFingerprint(
             validation, self.arguments.get("validation_batch_size") or batch_size, "validation",
-            owner)
+            owner, steps=self.arguments.get("validation_steps"))
         _build(model, self._train_batch())
 
     def _train_batch(self):

@@ -19,6 +19,8 @@ import warnings
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
+from keras import ops
 
 from course_utils import checkpoints, config, data, training
 
@@ -672,3 +674,76 @@ def test_an_entry_holds_no_pickle_and_says_what_it_is(notebook, model_dir):
     assert manifest["name"] == "m" and manifest["mode"] == "smoke"
     assert manifest["key"].startswith(entry.name.split("-")[-1][:-4])
     assert len(history["loss"]) == 2
+
+
+def test_a_layer_unbuilt_in_name_only_is_not_symbolically_built(model_dir, capsys):
+    # A replay buffer makes its variables in __init__ and is never called: Keras calls it
+    # unbuilt, yet nothing is missing; building the GAN on images would feed images to call().
+    run = config.RunSettings(mode="smoke", seed=1)
+
+    class BufferedGAN(training.GAN):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.replay = training.ReplayBuffer(16, (6,), seed=1)
+
+        def fake_images_for_discriminator(self, batch_size):
+            fresh = super().fake_images_for_discriminator(batch_size)
+            self.replay.add(fresh)
+            return ops.concatenate([fresh[: batch_size // 2],
+                                    self.replay.sample(batch_size - batch_size // 2)], axis=0)
+
+    for _ in range(2):
+        keras.utils.set_random_seed(3)
+        images = data.to_dataset(DATA, None, 16, seed=3, drop_remainder=True)
+        gan = BufferedGAN(keras.Sequential([keras.Input((3,)), keras.layers.Dense(6)]),
+                          keras.Sequential([keras.Input((6,)), keras.layers.Dense(1, "sigmoid")]),
+                          3, seed=4)
+        gan.compile(d_optimizer=keras.optimizers.RMSprop(), g_optimizer=keras.optimizers.RMSprop())
+        checkpoints.once(run, "09", "buffered", gan).fit(images, epochs=1, verbose=0)
+    printed = capsys.readouterr().out
+    assert checkpoints.TRAINED_LINE in printed and checkpoints.RELOADED_LINE in printed
+    assert int(gan.replay.count.numpy()) > 0  # the buffer's contents came back with the reload
+
+
+def test_a_trainer_whose_networks_are_unbuilt_gets_a_clear_error_not_keras_internals(model_dir):
+    class Lazy(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(6)
+            self.tracker = keras.metrics.Mean(name="loss")
+
+        def train_step(self, batch):
+            x, y = batch
+            with tf.GradientTape() as tape:
+                loss = ops.mean(ops.square(self.dense(x) - y))
+            weights = self.dense.trainable_weights
+            self.optimizer.apply(tape.gradient(loss, weights), weights)
+            self.tracker.update_state(loss)
+            return {"loss": self.tracker.result()}
+
+    model = Lazy()
+    model.compile(optimizer="sgd")
+    model.dense.build((None, 6))  # built: fine
+    checkpoints.once(RUN, "01", "built", model).fit(DATA, DATA, epochs=1, verbose=0)
+    model = Lazy()
+    model.compile(optimizer="sgd")
+    with pytest.raises(ValueError, match="(?s)could not be built from its first batch.*Give its "
+                                         "networks a keras.Input"):
+        checkpoints.once(RUN, "01", "lazy", model).fit(DATA, DATA, epochs=1, verbose=0)
+
+
+def test_an_endless_dataset_is_read_for_exactly_the_steps_fit_takes(model_dir, capsys):
+    def train(steps):
+        keras.utils.set_random_seed(0)
+        endless = data.to_dataset(DATA, DATA, 16, shuffle=False).repeat()
+        return checkpoints.once(RUN, "11", "endless", tiny_model()).fit(
+            endless, epochs=2, steps_per_epoch=steps, verbose=0)
+
+    assert len(train(3).history["loss"]) == 2
+    train(3)
+    train(4)
+    printed = capsys.readouterr().out.splitlines()
+    assert [checkpoints.TRAINED_LINE in line for line in printed] == [True, False, True]
+    with pytest.raises(ValueError, match="repeats forever: pass steps_per_epoch"):
+        checkpoints.once(RUN, "11", "endless", tiny_model()).fit(
+            data.to_dataset(DATA, DATA, 16, shuffle=False).repeat(), epochs=1, verbose=0)

@@ -306,10 +306,6 @@ class _ReplayGAN(training.GAN):
         return ops.concatenate([fresh[: batch_size - batch_size // 2], from_buffer], axis=0)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "checkpoints._build runs the trainer's symbolic build whenever a sublayer reports "
-    "built=False; ReplayBuffer makes its variables in __init__ and is never called, so it stays "
-    "unbuilt, and the GAN's call(codings) is then fed a batch of images (notebook 9, nb09-24)"))
 def test_exercise_4_a_replay_buffer_of_one_batch_retrains(model_dir, capsys):
     run = config.RunSettings(mode="smoke", seed=1)
     for capacity in (16, 8, 16):

@@ -182,10 +182,6 @@ def _grow_through_once(notebook, run):
     return generator, discriminator, histories, snapshots
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "checkpoints._build runs the trainer's symbolic build whenever a sublayer reports "
-    "built=False; SynthesisBlock.build never builds its UpSampling2D (the functional model uses "
-    "compute_output_shape), so from 8x8 on the StyleGAN's call(codings) is fed a batch of images"))
 def test_each_stage_reloads_and_the_next_stage_starts_from_the_reloaded_weights(
     notebook, model_dir, capsys
 ):
