@@ -30,6 +30,7 @@ one machine; another machine (other CPU, thread count or TensorFlow build) may t
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import inspect
 import io
@@ -216,13 +217,14 @@ class _DataFingerprint:
         digest = xxhash.xxh3_128()  # not cryptographic: it tells edits apart, at memory speed
         if _is_dataset(value):
             _check_fresh(value, label, owner)
-            if int(value.cardinality()) == -1:  # tf.data.INFINITE_CARDINALITY: .repeat()
-                if steps is None:
-                    raise ValueError(
-                        f"The {label} dataset repeats forever: pass steps_per_epoch to fit (the "
-                        "digest then reads exactly the batches training will see), or end it "
-                        "with .take(n)."
-                    )
+            cardinality = int(value.cardinality())  # -1: endless (.repeat()), -2: unknown
+            if cardinality == -1 and steps is None:
+                fix = "validation_steps" if label == "validation" else "steps_per_epoch"
+                raise ValueError(
+                    f"The {label} dataset repeats forever: pass {fix} to fit (the digest then "
+                    "reads exactly the batches training will see), or end it with .take(n)."
+                )
+            if cardinality < 0 and steps is not None:
                 value = value.take(steps)
             # One full pass (what fit will read), so that the subset, the order, the batch size
             # and any preprocessing in the pipeline are all in the key.
@@ -277,6 +279,13 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
+def _describe_code(code) -> str:
+    """Bytecode, names and constants, nested code objects included (never their addresses)."""
+    constants = [_describe_code(constant) if inspect.iscode(constant) else repr(constant)
+                 for constant in code.co_consts]
+    return repr((code.co_code.hex(), code.co_names, constants))
+
+
 def _normalised_source(obj) -> str:
     """The code of a function or class without comments, docstrings or layout (its AST).
 
@@ -300,7 +309,7 @@ def _normalised_source(obj) -> str:
         source = textwrap.dedent(inspect.getsource(obj))
     except (OSError, TypeError):  # no source kept (e.g. built at run time): its bytecode
         code = getattr(obj, "__code__", None)
-        return repr((code.co_code, code.co_consts)) if code else type(obj).__qualname__
+        return _describe_code(code) if code else type(obj).__qualname__
     try:
         return ast.dump(_strip_docstrings(ast.parse(source)), annotate_fields=False)
     except SyntaxError:  # a lambda inside a longer statement: its lines as they are
@@ -335,11 +344,25 @@ DISPLAY_ONLY = ("show",)  # callback attributes that only draw (GanProgress's li
 
 
 def _describe_callable(function) -> Any:
-    # A schedule or other function a callback calls: its code and the numbers it closes over.
+    # A schedule or other function a callback calls: its code, its default arguments, the numbers
+    # it closes over and the module-level numbers it reads (a DECAY constant, say).
+    if isinstance(function, functools.partial):
+        return {"partial": _describe_callable(function.func),
+                "args": _describe_value(list(function.args), strict=False),
+                "keywords": _describe_value(dict(function.keywords), strict=False)}
     if inspect.isfunction(function):
+        code = function.__code__
         closure = [cell.cell_contents for cell in function.__closure__ or ()]
+        globals_read = {name: function.__globals__[name] for name in code.co_names
+                        if name in function.__globals__
+                        and not callable(function.__globals__[name])
+                        and not inspect.ismodule(function.__globals__[name])}
         return {"code": _normalised_source(function),
-                "closure": _describe_value(closure, strict=False)}
+                "defaults": _describe_value(list(function.__defaults__ or ()), strict=False),
+                "keyword_defaults": _describe_value(dict(function.__kwdefaults__ or {}),
+                                                    strict=False),
+                "closure": _describe_value(closure, strict=False),
+                "globals": _describe_value(globals_read, strict=False)}
     return {"class": type(function).__qualname__,
             "settings": _describe_value(dict(vars(function)) if hasattr(function, "__dict__")
                                         else {}, strict=False)}
@@ -361,14 +384,21 @@ def _describe_callback(callback) -> dict[str, Any]:
             "settings": settings}
 
 
+# Keras' own callbacks whose whole effect is in the model's or optimizer's variables (restored by
+# a reload) or on screen; the others keep records (EarlyStopping.stopped_epoch, a History, a CSV
+# file, TensorBoard logs, checkpoints on disk) that a reload could not replay.
+REPLAYABLE_KERAS_CALLBACKS = ("ProgbarLogger", "TerminateOnNaN", "LearningRateScheduler",
+                              "ReduceLROnPlateau")
+
+
 def _unreplayable(callbacks) -> list[str]:
     """Callbacks whose side effects (a list they append to, a file they write) a reload could not
-    replay: Keras' own (but LambdaCallback), ones that keep arrays, and ones marked reload_safe
-    are fine."""
+    replay; fine are the Keras ones above, ones that keep arrays, and ones marked reload_safe."""
     names = []
     for callback in callbacks if isinstance(callbacks, (list, tuple)) else [callbacks]:
         cls = type(callback)
-        if cls.__module__.split(".")[0] == "keras" and cls is not keras.callbacks.LambdaCallback:
+        if (cls.__module__.split(".")[0] == "keras"
+                and cls.__name__ in REPLAYABLE_KERAS_CALLBACKS):
             continue
         if getattr(callback, "reload_safe", False) or (
                 hasattr(callback, "saved_arrays") and hasattr(callback, "restore_arrays")):
@@ -384,7 +414,11 @@ def _optimizers(model: keras.Model) -> dict[str, keras.optimizers.Optimizer]:
 
 
 def _optimizer_config(optimizer) -> Any:
-    config = dict(optimizer.get_config())
+    try:
+        config = dict(optimizer.get_config())
+    except NotImplementedError as error:
+        raise ValueError(_UNCOPYABLE.format(type(optimizer).__name__, error)) from None
+    config = dict(config)
     config.pop("name", None)
     return _describe_value(json.loads(json.dumps(config, default=str)), strict=False)
 
@@ -422,6 +456,20 @@ def _global_seed_state():
         return None
 
 
+_UNCOPYABLE = (
+    "once(...).fit copies the {} optimizer to probe a training step, and could not ({}): "
+    "give a custom learning-rate schedule a get_config() and register it with "
+    "@keras.saving.register_keras_serializable(), as Keras needs for saving anyway."
+)
+
+
+def _copy_optimizer(optimizer):
+    try:
+        return type(optimizer).from_config(optimizer.get_config())
+    except Exception as error:
+        raise ValueError(_UNCOPYABLE.format(type(optimizer).__name__, error)) from None
+
+
 # --- The probe -----------------------------------------------------------------------------
 
 def _as_tensors(batch):
@@ -443,8 +491,10 @@ def _probe(model: keras.Model, train_batch, valid_batch) -> str:
     try:
         # Fresh copies of the optimizers: the real ones must stay exactly as they are (unbuilt,
         # or holding the state that training continues from).
-        for attribute, optimizer in originals.items():
-            setattr(model, attribute, type(optimizer).from_config(optimizer.get_config()))
+        copies = {attribute: _copy_optimizer(optimizer)
+                  for attribute, optimizer in originals.items()}
+        for attribute, copy in copies.items():
+            setattr(model, attribute, copy)
         logs = model.train_step(_as_tensors(train_batch))
         if len(_variables(model)) != owned:
             raise ValueError(
@@ -461,6 +511,8 @@ def _probe(model: keras.Model, train_batch, valid_batch) -> str:
             setattr(model, attribute, optimizer)
         for variable, value in zip(variables, before, strict=True):
             variable.assign(value)
+        for metric in model.metrics:  # including those the probe's step created
+            metric.reset_state()
         if seed_state is not None:
             seed_state.assign(seed_before)
     return digest.hexdigest()
@@ -612,6 +664,7 @@ def _entry_arrays(training: _Training, history: dict, manifest: dict) -> dict[st
         for name, value in kept.saved_arrays().items():
             arrays[f"kept/{index}/{name}"] = np.asarray(value)
     manifest = {**manifest, "optimizers": optimizers}
+    manifest["epochs"] = [int(epoch) for epoch in getattr(training, "epochs", [])]
     arrays["history.json"] = np.array(json.dumps(history))
     arrays["manifest.json"] = np.array(json.dumps(manifest))
     return arrays
@@ -729,16 +782,21 @@ def _prune(target: Path) -> None:
                                                          len(target.name) - len(".npz")}]
     for legacy in [other for other in others if other.is_dir()]:
         shutil.rmtree(legacy, ignore_errors=True)
+    # Temporary files that killed saves of *other* keys left (.<entry>.npz-<pid>-....part.npz).
+    for part in target.parent.glob(f".{stem}-*.npz-*{data.PART_MARKER}.npz"):
+        data.remove_stale_parts(target.parent / part.name[1: part.name.index(".npz-") + 4])
     files = sorted((other for other in others if other.is_file()),
                    key=lambda other: other.stat().st_mtime, reverse=True)
     for old in files[ENTRIES_KEPT - 1:]:
         old.unlink(missing_ok=True)
 
 
-def _as_history(model, values: Mapping[str, list[float]], params=None) -> keras.callbacks.History:
+def _as_history(model, values: Mapping[str, list[float]], params=None,
+                epochs=None) -> keras.callbacks.History:
     history = keras.callbacks.History()
     history.history = {key: list(items) for key, items in values.items()}
-    history.epoch = list(range(max((len(items) for items in values.values()), default=0)))
+    history.epoch = list(epochs) if epochs else list(
+        range(max((len(items) for items in values.values()), default=0)))
     history.params = params or {}
     history.set_model(model)
     model.history = history
@@ -799,6 +857,7 @@ class once:  # noqa: N801 - reads as a verb in the notebooks: checkpoints.once(.
         started = time.perf_counter()
         history = model.fit(*args, **kwargs)
         seconds = time.perf_counter() - started
+        training.epochs = list(getattr(history, "epoch", []))
         manifest = {"format": FORMAT, "notebook": self.notebook, "name": self.name,
                     "mode": self.run.mode, "key": key, "train_seconds": round(seconds, 2),
                     "saved_at": time.strftime("%Y-%m-%d %H:%M:%S"), "keras": keras.__version__,
@@ -823,6 +882,9 @@ class once:  # noqa: N801 - reads as a verb in the notebooks: checkpoints.once(.
         try:
             loaded = _Loaded(target, key, training)
             loaded.restore(training)
+        except KeyboardInterrupt:
+            snapshot.restore(training)  # half a reload is never left in the notebook's model
+            raise
         except Exception as error:  # a damaged or foreign entry is retrained, never trusted
             snapshot.restore(training)  # training starts from where it would have started
             warnings.warn(f"Training {self.name} again: the saved copy {target} did not load "
@@ -832,7 +894,8 @@ class once:  # noqa: N801 - reads as a verb in the notebooks: checkpoints.once(.
             print(f"{RELOADED_LINE} {self.name} in {time.perf_counter() - started:.1f} s "
                   f"(training it took {loaded.manifest['train_seconds']:.0f} s). "
                   "Set RETRAIN = True in the first cell to train again.")
-        return _as_history(training.model, loaded.history, loaded.manifest.get("params"))
+        return _as_history(training.model, loaded.history, loaded.manifest.get("params"),
+                           loaded.manifest.get("epochs"))
 
 
 def compute_once(

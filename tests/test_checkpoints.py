@@ -747,3 +747,82 @@ def test_an_endless_dataset_is_read_for_exactly_the_steps_fit_takes(model_dir, c
     with pytest.raises(ValueError, match="repeats forever: pass steps_per_epoch"):
         checkpoints.once(RUN, "11", "endless", tiny_model()).fit(
             data.to_dataset(DATA, DATA, 16, shuffle=False).repeat(), epochs=1, verbose=0)
+
+
+DECAY = 0.5  # read by a schedule function: a module-level number the key must see
+
+
+def _decayed(epoch, rate):
+    return rate * DECAY
+
+
+def _step_decay(epoch, rate, drop=0.5):
+    return rate * drop
+
+
+def test_a_schedule_function_its_globals_defaults_and_partial_arguments_are_in_the_key(
+        model_dir, capsys, monkeypatch):
+    import functools
+
+    def train(schedule):
+        keras.utils.set_random_seed(0)
+        checkpoints.once(RUN, "01", "scheduled", tiny_model()).fit(
+            DATA, DATA, epochs=2, verbose=0,
+            callbacks=[keras.callbacks.LearningRateScheduler(schedule)])
+        return checkpoints.TRAINED_LINE in capsys.readouterr().out
+
+    assert train(_decayed) and not train(_decayed)
+    monkeypatch.setattr(sys.modules[__name__], "DECAY", 0.9)
+    assert train(_decayed)
+    assert train(functools.partial(_step_decay, drop=0.5))
+    assert train(functools.partial(_step_decay, drop=0.1))
+    assert not train(functools.partial(_step_decay, drop=0.1))
+
+
+def test_a_custom_schedule_keras_cannot_copy_gets_the_fix_not_a_keras_traceback(model_dir):
+    class Halve(keras.optimizers.schedules.LearningRateSchedule):
+        def __call__(self, step):
+            return 0.1 * 0.5 ** ops.cast(step, "float32")
+
+        def get_config(self):
+            return {}
+
+    model = tiny_model(compiled=False)
+    model.compile(loss="mse", optimizer=keras.optimizers.SGD(learning_rate=Halve()))
+    with pytest.raises(ValueError, match="register it with @keras.saving.register_keras_serial"):
+        checkpoints.once(RUN, "01", "halved", model).fit(DATA, DATA, epochs=1, verbose=0)
+
+
+def test_early_stopping_and_other_recording_keras_callbacks_train_every_time(model_dir, capsys):
+    for _ in range(2):
+        stopper = keras.callbacks.EarlyStopping(monitor="loss", patience=0, min_delta=10.0)
+        checkpoints.once(RUN, "01", "stopped", tiny_model()).fit(DATA, DATA, epochs=5, verbose=0,
+                                                                  callbacks=[stopper])
+        assert stopper.stopped_epoch == 1  # its record is there on every run
+    assert capsys.readouterr().out.count("records what happens during fit") == 2
+
+
+def test_a_reload_keeps_initial_epoch_numbering_and_leaves_no_probe_numbers_in_metrics(
+        model_dir):
+    def train():
+        keras.utils.set_random_seed(0)
+        model = tiny_model(compiled=False)
+        model.compile(loss="mse", optimizer="sgd", metrics=["mae"])
+        history = checkpoints.once(RUN, "01", "resumed", model).fit(
+            DATA, DATA, epochs=3, initial_epoch=1, verbose=0)
+        return model, history
+
+    _, trained = train()
+    model, reloaded = train()
+    assert trained.epoch == reloaded.epoch == [1, 2]
+    assert reloaded.history == trained.history
+    assert all(float(value) == 0.0 for value in model.get_metrics_result().values())
+
+
+def test_a_part_file_a_killed_save_of_an_older_key_left_is_removed_later(notebook, model_dir):
+    folder = model_dir / "trained" / "01"
+    folder.mkdir(parents=True)
+    leftover = folder / f".m-smoke-0123456789ab.npz-999999999-x{data.PART_MARKER}.npz"
+    leftover.write_bytes(b"half")
+    notebook.run_cell("m", notebook.code())
+    assert all(not name.startswith(".") for name in folder_listing(model_dir))
