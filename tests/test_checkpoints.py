@@ -374,17 +374,24 @@ def test_a_gan_reloads_both_networks_both_optimizers_and_its_snapshots(model_dir
         np.testing.assert_array_equal(a, b)
 
 
+def tiny_gan():
+    """A seeded two-network GAN and a fresh pipeline of DATA for it (after the seed: a pipeline's
+    order follows the global seed at its creation)."""
+    keras.utils.set_random_seed(3)
+    images = data.to_dataset(DATA, None, 16, seed=3, drop_remainder=True)
+    gan = training.GAN(keras.Sequential([keras.Input((3,)), keras.layers.Dense(6)]),
+                       keras.Sequential([keras.Input((6,)), keras.layers.Dense(1, "sigmoid")]),
+                       3, seed=4)
+    gan.compile(d_optimizer=keras.optimizers.RMSprop(), g_optimizer=keras.optimizers.RMSprop())
+    return gan, images
+
+
 def test_the_fixed_codings_of_gan_progress_are_in_the_key_but_its_display_is_not(model_dir,
                                                                                   capsys):
     run = config.RunSettings(mode="smoke", seed=1)
 
     def train(noise_seed, show):
-        keras.utils.set_random_seed(3)  # before the pipeline: its order follows the global seed
-        images = data.to_dataset(DATA, None, 16, seed=3, drop_remainder=True)
-        gan = training.GAN(keras.Sequential([keras.Input((3,)), keras.layers.Dense(6)]),
-                           keras.Sequential([keras.Input((6,)), keras.layers.Dense(1, "sigmoid")]),
-                           3, seed=4)
-        gan.compile(d_optimizer=keras.optimizers.RMSprop(), g_optimizer=keras.optimizers.RMSprop())
+        gan, images = tiny_gan()
         noise = np.random.default_rng(noise_seed).standard_normal((4, 3))
         progress = training.GanProgress(noise, show=show)
         checkpoints.once(run, "09", "gan", gan).fit(images, epochs=1, verbose=0,
@@ -454,12 +461,7 @@ def test_a_failed_restore_of_kept_snapshots_trains_from_the_start_not_from_the_r
             super().restore_arrays(arrays)
 
     def train():
-        keras.utils.set_random_seed(3)  # before the pipeline: its order follows the global seed
-        images = data.to_dataset(DATA, None, 16, seed=3, drop_remainder=True)
-        gan = training.GAN(keras.Sequential([keras.Input((3,)), keras.layers.Dense(6)]),
-                           keras.Sequential([keras.Input((6,)), keras.layers.Dense(1, "sigmoid")]),
-                           3, seed=4)
-        gan.compile(d_optimizer=keras.optimizers.RMSprop(), g_optimizer=keras.optimizers.RMSprop())
+        gan, images = tiny_gan()
         progress = Fragile(np.zeros((2, 3)))
         history = checkpoints.once(run, "09", "gan", gan).fit(images, epochs=2, verbose=0,
                                                                callbacks=[progress])
