@@ -13,9 +13,6 @@ import numpy as np
 
 from course_utils import checkpoints, data, metrics
 
-MODEL_DIR_ENV_VAR = checkpoints.MODEL_DIR_ENV_VAR
-model_dir = checkpoints.model_dir
-
 
 def build_fashion_classifier() -> keras.Model:
     """The judge: a small CNN whose 128-unit "features" layer feeds the domain FID. Notebook 12."""
@@ -112,7 +109,7 @@ def published_path(name: str, run) -> Path:
     """Where a notebook's trained model for `run`'s mode is kept. Notebooks 8-12."""
     if name not in PUBLISHED_FROM:
         raise ValueError(f"Unknown published model {name!r}; known: {', '.join(PUBLISHED_FROM)}.")
-    return model_dir() / "published" / f"{name}-{run.mode}.keras"
+    return checkpoints.model_dir() / "published" / f"{name}-{run.mode}.keras"
 
 
 def publish_model(model: keras.Model, name: str, run) -> Path:

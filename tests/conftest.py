@@ -16,7 +16,7 @@ sys.path.insert(0, str(REPO_ROOT / "tools"))
 @pytest.fixture
 def model_dir(tmp_path, monkeypatch):
     """An empty folder for saved models ($COURSE_MODEL_DIR), so tests never touch build/models."""
-    from course_utils import evaluation
+    from course_utils import checkpoints
 
-    monkeypatch.setenv(evaluation.MODEL_DIR_ENV_VAR, str(tmp_path))
+    monkeypatch.setenv(checkpoints.MODEL_DIR_ENV_VAR, str(tmp_path))
     return tmp_path
