@@ -15,15 +15,19 @@ The key is a fingerprint of what training *computes*, not of how the cell is wri
 - the starting state: every variable's value and shape, and any optimizer state already there
   (so the seed, and a model trained in an earlier cell, count);
 - the compile settings (jit_compile, steps_per_execution) and every optimizer's configuration;
-- fit's arguments (epochs, batch size, ...), the training and validation data themselves (a full
-  pass, by content: subset, order, batch size and preprocessing all count), and the callbacks'
-  classes and settings (a fade-in schedule's length, GanProgress's fixed codings);
+- fit's arguments (epochs, batch size, ...), the training and validation data themselves: a
+  data.to_dataset pipeline by its recipe (the examples' content, batch size, seed, and how many
+  epochs of it were read before), any other pipeline by one full pass over it (subset, order,
+  batch size and preprocessing all count); and the callbacks' classes and settings (a fade-in
+  schedule's length, GanProgress's fixed codings);
 - the code of the model's own classes and custom layers (comments and docstrings left out);
 - a probe: one real training step (and one validation step) run eagerly on the first batch from
   the starting state, then undone. Its losses, metrics and updated variables catch what no source
   reading can: an attribute such as a VAE's latent weight, a loss or metric body, a custom layer's
   call, a global read inside train_step, the learning rate.
-A cell that only prints, plots or comments differently reloads. The probe's numbers are exact on
+A cell that only prints, plots or comments differently reloads. A reload advances the
+to_dataset pipelines as far as training read them, so a later training on the same pipeline finds
+its own entry whether this one trained or reloaded. The probe's numbers are exact on
 one machine; another machine (other CPU, thread count or TensorFlow build) may train once more.
 """
 
@@ -215,7 +219,14 @@ class _DataFingerprint:
             self.digest = None
             return
         digest = xxhash.xxh3_128()  # not cryptographic: it tells edits apart, at memory speed
-        if _is_dataset(value):
+        recipe = getattr(value, "course_recipe", None) if _is_dataset(value) else None
+        if recipe is not None:
+            # A data.to_dataset pipeline says what it will yield (its examples' digest, batch
+            # size, seed and how often it was read): no pass over the data needed.
+            digest.update(recipe.describe().encode())
+            self.first_batch = recipe.first_batch()
+            self.batches = recipe.n_batches
+        elif _is_dataset(value):
             _check_fresh(value, label, owner)
             cardinality = int(value.cardinality())  # -1: endless (.repeat()), -2: unknown
             if cardinality == -1 and steps is None:
@@ -590,6 +601,13 @@ class _Training:
             validation, self.arguments.get("validation_batch_size") or batch_size, "validation",
             owner, steps=self.arguments.get("validation_steps"))
         _build(model, self._train_batch())
+        # The to_dataset pipelines this fit reads: a reload advances them as far as training did.
+        recipes = [recipe for value in (x, validation) if _is_dataset(value)
+                   for recipe in data.dataset_recipes(value)]
+        self.recipes = list({id(recipe): recipe for recipe in recipes}.values())
+
+    def reads(self) -> list[int]:
+        return [int(recipe.reads.numpy()) for recipe in self.recipes]
 
     def _train_batch(self):
         batch = self.train_data.first_batch
@@ -665,6 +683,7 @@ def _entry_arrays(training: _Training, history: dict, manifest: dict) -> dict[st
             arrays[f"kept/{index}/{name}"] = np.asarray(value)
     manifest = {**manifest, "optimizers": optimizers}
     manifest["epochs"] = [int(epoch) for epoch in getattr(training, "epochs", [])]
+    manifest["dataset_reads"] = list(getattr(training, "dataset_reads", []))
     arrays["history.json"] = np.array(json.dumps(history))
     arrays["manifest.json"] = np.array(json.dumps(manifest))
     return arrays
@@ -723,6 +742,10 @@ class _Loaded:
             if attribute not in _optimizers(model) or any(value is None for value in values):
                 raise ValueError(f"the saved state of the optimizer {attribute!r} is incomplete")
             self.optimizers[attribute] = (saved["indices"], values)
+        self.dataset_reads = self.manifest.get("dataset_reads")
+        if (not isinstance(self.dataset_reads, list)
+                or len(self.dataset_reads) != len(training.recipes)):
+            raise ValueError("it does not say how far training read its datasets")
         self.kept = []
         for index in range(len(training.kept)):
             prefix = f"kept/{index}/"
@@ -744,6 +767,10 @@ class _Loaded:
             variable.assign(value)
         for kept, arrays in zip(training.kept, self.kept, strict=True):
             kept.restore_arrays(arrays)
+        # Last, as nothing can fail after it: the next read of each pipeline draws the order it
+        # would have drawn after training.
+        for recipe, reads in zip(training.recipes, self.dataset_reads, strict=True):
+            recipe.reads.assign_add(int(reads))
 
 
 class _Snapshot:
@@ -855,9 +882,12 @@ class once:  # noqa: N801 - reads as a verb in the notebooks: checkpoints.once(.
                 _reseed_from(seed_key)
                 return history
         started = time.perf_counter()
+        reads_before = training.reads()
         history = model.fit(*args, **kwargs)
         seconds = time.perf_counter() - started
         training.epochs = list(getattr(history, "epoch", []))
+        training.dataset_reads = [after - before for before, after
+                                  in zip(reads_before, training.reads(), strict=True)]
         manifest = {"format": FORMAT, "notebook": self.notebook, "name": self.name,
                     "mode": self.run.mode, "key": key, "train_seconds": round(seconds, 2),
                     "saved_at": time.strftime("%Y-%m-%d %H:%M:%S"), "keras": keras.__version__,

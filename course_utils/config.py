@@ -24,6 +24,7 @@ MODE_DESCRIPTIONS = {
 }
 MODES = tuple(MODE_DESCRIPTIONS)
 RETRAIN_ENV_VAR = "COURSE_RETRAIN"
+PLOTLY_RENDERER = "plotly_mimetype+notebook"  # see set_plot_defaults
 
 
 class _SameAsDefault:
@@ -155,7 +156,6 @@ def _import_tensorflow_muting_c_stderr() -> None:
 def set_plot_defaults() -> None:
     """Readable matplotlib defaults and an offline-capable plotly renderer. Every notebook."""
     import matplotlib.pyplot as plt
-    import plotly.io as pio
     import seaborn as sns
 
     sns.set_theme(context="notebook", style="whitegrid")
@@ -170,8 +170,13 @@ def set_plot_defaults() -> None:
         }
     )
     # JupyterLab draws the plotly mimetype; exported HTML falls back to the "notebook" bundle,
-    # which embeds plotly.js once per notebook and so needs no CDN.
-    pio.renderers.default = "plotly_mimetype+notebook"
+    # which embeds plotly.js once per notebook and so needs no CDN. Importing plotly's renderers
+    # takes ~2 s (it compiles a URI grammar), so only the notebook that draws a plotly figure
+    # pays it: plotly reads PLOTLY_RENDERER when that figure first needs a renderer.
+    os.environ["PLOTLY_RENDERER"] = PLOTLY_RENDERER
+    renderers = sys.modules.get("plotly.io._renderers")
+    if renderers is not None:
+        renderers.renderers.default = PLOTLY_RENDERER
 
 
 def gpu_count() -> int:

@@ -6,6 +6,7 @@ Run `python -m course_utils.data` (or `make data`) once to fetch and check the d
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import gzip
 import hashlib
@@ -22,6 +23,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -467,11 +469,80 @@ def pad_images(images, size=32, value=0.0):
     return np.pad(images, padding, constant_values=value)
 
 
+@dataclass
+class DatasetRecipe:
+    """What a to_dataset pipeline yields, for checkpoints' key: plumbing a student may skip.
+
+    An order is a function of (seed, how many times the pipeline was read before), so the key can
+    name the batches training will see without reading them, and a reload can advance `reads` as
+    far as the training it replaces did.
+    """
+
+    digest: str  # the examples' content, taken when the pipeline was made
+    n_examples: int
+    batch_size: int
+    shuffle: bool
+    seed: int | None
+    drop_remainder: bool
+    tensors: Any  # the examples as tensors (what the pipeline gathers from)
+    reads: Any  # a tf.Variable: how many epochs of this pipeline have been started
+
+    @property
+    def n_batches(self) -> int:
+        whole, rest = divmod(self.n_examples, self.batch_size)
+        return whole + (1 if rest and not self.drop_remainder else 0)
+
+    def describe(self) -> str:
+        """The recipe and how far it has been read: equal strings, equal batches."""
+        return (f"to_dataset|{self.digest}|{self.n_examples}|{self.batch_size}|{self.shuffle}|"
+                f"{self.seed}|{self.drop_remainder}|{int(self.reads.numpy())}")
+
+    def order(self, epoch: int):
+        """The example indices of one epoch, as the pipeline draws them (an int64 tensor)."""
+        import tensorflow as tf
+
+        indices = tf.range(self.n_examples, dtype=tf.int64)
+        if not self.shuffle:
+            return indices
+        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(epoch, tf.int64)])
+        return tf.random.experimental.stateless_shuffle(indices, seed=seed)
+
+    def first_batch(self):
+        """The batch the next read will start with, computed without reading the pipeline."""
+        import tensorflow as tf
+
+        indices = self.order(int(self.reads.numpy()))[:self.batch_size]
+        return tf.nest.map_structure(lambda tensor: tf.gather(tensor, indices).numpy(),
+                                     self.tensors)
+
+
+def _digest_examples(elements) -> str:
+    import xxhash
+
+    digest = xxhash.xxh3_128()
+    for array in (elements if isinstance(elements, tuple) else (elements,)):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.reshape(-1).view(np.uint8))
+    return digest.hexdigest()
+
+
+def _as_tensors(elements):
+    """Tensors of the examples; an autoencoder's targets (its inputs again) are copied once."""
+    import tensorflow as tf
+
+    if not isinstance(elements, tuple):
+        return tf.constant(elements)
+    inputs = tf.constant(elements[0])
+    return inputs, inputs if elements[1] is elements[0] else tf.constant(elements[1])
+
+
 def to_dataset(inputs, targets=None, batch_size=32, shuffle=True, seed=42, drop_remainder=False):
     """A batched, prefetched tf.data pipeline over NumPy arrays (faster than fit(X, y)). NB 2-12.
 
     With targets=None it yields input batches only (what a GAN trains on); drop_remainder=True
-    keeps every batch the same size.
+    keeps every batch the same size. With a seed, each read (each epoch) draws a new order that
+    depends only on the seed and on how many times the pipeline was read before.
     """
     import tensorflow as tf  # here, not at the top: the rest of this module needs no TensorFlow
 
@@ -494,11 +565,49 @@ def to_dataset(inputs, targets=None, batch_size=32, shuffle=True, seed=42, drop_
             "yield no batch at all: use a smaller batch or more data."
         )
     elements = inputs if targets is None else (inputs, targets)
-    dataset = tf.data.Dataset.from_tensor_slices(elements)
-    if shuffle:
-        # A fresh order every epoch, but the same sequence of orders for the same seed.
-        dataset = dataset.shuffle(len(inputs), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+    if shuffle and seed is None:  # an order nobody can repeat: tf.data's own shuffle
+        dataset = tf.data.Dataset.from_tensor_slices(elements)
+        dataset = dataset.shuffle(len(inputs), reshuffle_each_iteration=True)
+        return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+    recipe = DatasetRecipe(
+        digest=_digest_examples(elements), n_examples=len(inputs), batch_size=batch_size,
+        shuffle=bool(shuffle), seed=seed, drop_remainder=bool(drop_remainder),
+        tensors=_as_tensors(elements),
+        reads=tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_started"),
+    )
+
+    def one_epoch(_):
+        epoch = recipe.reads.assign_add(1) - 1  # runs when an epoch's first batch is drawn
+        return tf.data.Dataset.from_tensor_slices(recipe.order(epoch)).batch(
+            batch_size, drop_remainder=drop_remainder)
+
+    def gather(indices):
+        return tf.nest.map_structure(lambda tensor: tf.gather(tensor, indices), recipe.tensors)
+
+    dataset = (tf.data.Dataset.from_tensors(0).flat_map(one_epoch)
+               .map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+               .apply(tf.data.experimental.assert_cardinality(recipe.n_batches))
+               .prefetch(tf.data.AUTOTUNE))
+    dataset.course_recipe = recipe
+    return dataset
+
+
+def dataset_recipes(dataset) -> list[DatasetRecipe]:
+    """The to_dataset recipes a pipeline reads from (itself or the pipelines it was built on)."""
+    recipes, pending, seen = [], [dataset], set()
+    while pending:
+        node = pending.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        recipe = getattr(node, "course_recipe", None)
+        if recipe is not None:
+            recipes.append(recipe)
+            continue
+        with contextlib.suppress(Exception):  # a dataset kind that does not list its inputs
+            pending.extend(node._inputs())
+    return recipes
 
 
 def make_3d_data(

@@ -6,6 +6,8 @@ a number) and, in notebook 12, gives the features for the domain Fréchet distan
 
 from __future__ import annotations
 
+import collections
+import weakref
 from pathlib import Path
 
 import keras
@@ -62,23 +64,65 @@ def _check_judge_images(images, classifier, batch_size=256) -> np.ndarray:
     return batch.astype("float32")
 
 
+# The judge's two heads in one model, built once per judge: a new model per call would trace a
+# new predict function every time. Plumbing a student may skip.
+_JUDGE_HEADS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# The last few batches judged, by the judge's weights and the images' content: notebook 12 asks
+# for the classes and the features of the same samples, which one pass gives.
+_RECENT_JUDGEMENTS: collections.OrderedDict = collections.OrderedDict()
+_JUDGEMENTS_KEPT = 8
+
+
+def _judge_heads(classifier):
+    heads = _JUDGE_HEADS.get(classifier)
+    if heads is None:
+        try:
+            features = classifier.get_layer("features")
+        except ValueError:
+            raise ValueError("This classifier has no layer named 'features', so it is not the "
+                             "judge; pass evaluation.load_fashion_classifier(run).") from None
+        heads = keras.Model(classifier.inputs[0], [features.output, classifier.outputs[0]])
+        _JUDGE_HEADS[classifier] = heads
+    return heads
+
+
+def _judge(classifier, images, batch_size) -> tuple[np.ndarray, np.ndarray]:
+    """(features, probabilities) of the judge for each image, from one predict pass."""
+    import xxhash
+
+    images = _check_judge_images(images, classifier, batch_size)
+    heads = _judge_heads(classifier)
+    digest = xxhash.xxh3_128()
+    for weight in classifier.get_weights():
+        digest.update(np.ascontiguousarray(weight))
+    key = (id(classifier), digest.hexdigest(), images.shape,
+           xxhash.xxh3_128_hexdigest(np.ascontiguousarray(images)))
+    if key not in _RECENT_JUDGEMENTS:
+        features, probabilities = heads.predict(images, batch_size=batch_size, verbose=0)
+        _RECENT_JUDGEMENTS[key] = (features, probabilities)
+        while len(_RECENT_JUDGEMENTS) > _JUDGEMENTS_KEPT:
+            _RECENT_JUDGEMENTS.popitem(last=False)
+    _RECENT_JUDGEMENTS.move_to_end(key)
+    features, probabilities = _RECENT_JUDGEMENTS[key]
+    return features.copy(), probabilities.copy()
+
+
 def classify_images(classifier: keras.Model, images, batch_size=256) -> np.ndarray:
     """The judge's class for each image in [0, 1] (rescale tanh outputs first). Notebooks 9-12."""
-    images = _check_judge_images(images, classifier, batch_size)
+    if isinstance(classifier, keras.Model) and _has_features(classifier):
+        return np.argmax(_judge(classifier, images, batch_size)[1], axis=-1)
+    images = _check_judge_images(images, classifier, batch_size)  # any other classifier
     probabilities = classifier.predict(images, batch_size=batch_size, verbose=0)
     return np.argmax(probabilities, axis=-1)
 
 
+def _has_features(classifier) -> bool:
+    return any(layer.name == "features" for layer in getattr(classifier, "layers", []))
+
+
 def judge_features(classifier: keras.Model, images, batch_size=256) -> np.ndarray:
     """The judge's 128 penultimate ("features" layer) activations per image. Notebook 12."""
-    images = _check_judge_images(images, classifier, batch_size)
-    try:
-        features = classifier.get_layer("features")
-    except ValueError:
-        raise ValueError("This classifier has no layer named 'features', so it is not the judge; "
-                         "pass evaluation.load_fashion_classifier(run).") from None
-    extractor = keras.Model(classifier.inputs[0], features.output)
-    return extractor.predict(images, batch_size=batch_size, verbose=0)
+    return _judge(classifier, images, batch_size)[0]
 
 
 def domain_fid_against(classifier: keras.Model, real_images):

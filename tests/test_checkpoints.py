@@ -349,7 +349,7 @@ def test_a_gan_reloads_both_networks_both_optimizers_and_its_snapshots(model_dir
     noise = np.random.default_rng(5).standard_normal((4, 3)).astype("float32")
 
     def train():
-        keras.utils.set_random_seed(3)  # before the pipeline: its order follows the global seed
+        keras.utils.set_random_seed(3)
         images = data.to_dataset(DATA, None, 16, seed=3, drop_remainder=True)
         generator = keras.Sequential([keras.Input((3,)), keras.layers.Dense(6, "sigmoid")])
         discriminator = keras.Sequential([keras.Input((6,)), keras.layers.Dense(1, "sigmoid")])
@@ -375,8 +375,7 @@ def test_a_gan_reloads_both_networks_both_optimizers_and_its_snapshots(model_dir
 
 
 def tiny_gan():
-    """A seeded two-network GAN and a fresh pipeline of DATA for it (after the seed: a pipeline's
-    order follows the global seed at its creation)."""
+    """A seeded two-network GAN and a fresh pipeline of DATA for it."""
     keras.utils.set_random_seed(3)
     images = data.to_dataset(DATA, None, 16, seed=3, drop_remainder=True)
     gan = training.GAN(keras.Sequential([keras.Input((3,)), keras.layers.Dense(6)]),
@@ -423,8 +422,12 @@ def test_a_fade_in_schedule_length_is_in_the_key(model_dir, capsys):
 
 
 def test_a_reshuffling_dataset_read_by_an_earlier_training_is_refused_with_the_fix(model_dir):
+    import tensorflow as tf
+
     run = config.RunSettings(mode="smoke", seed=1)
-    shared = data.to_dataset(DATA, DATA, 16, seed=3)
+    # tf.data's own shuffle draws an order nobody can replay (to_dataset without a seed too).
+    shared = tf.data.Dataset.from_tensor_slices((DATA, DATA)).shuffle(
+        len(DATA), seed=3, reshuffle_each_iteration=True).batch(16)
     unshuffled = data.to_dataset(DATA, DATA, 16, shuffle=False)
     for name in ("first", "second"):
         model = tiny_model()
@@ -433,6 +436,60 @@ def test_a_reshuffling_dataset_read_by_an_earlier_training_is_refused_with_the_f
     with pytest.raises(ValueError, match=r"already read by an earlier training \(notebook 01's "
                                          r"third\).*Build the dataset in the cell that trains"):
         checkpoints.once(run, "01", "fourth", tiny_model()).fit(shared, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="already read by an earlier training"):
+        seedless = data.to_dataset(DATA, DATA, 16, seed=None)
+        checkpoints.once(run, "01", "fifth", tiny_model()).fit(seedless, epochs=1, verbose=0)
+        checkpoints.once(run, "01", "sixth", tiny_model()).fit(seedless, epochs=1, verbose=0)
+
+
+def _two_trainings_on_one_pipeline(run, peek=False, map_it=False):
+    """Notebook-like: one to_dataset pipeline read by two trainings in turn."""
+    shared = data.to_dataset(DATA, DATA, 16, seed=3)
+    read = shared.map(lambda x, y: (x, y)) if map_it else shared
+    models = []
+    for name in ("first", "second"):
+        if peek and name == "second":
+            next(iter(read))  # a look at one batch starts an epoch: the order after it changes
+        keras.utils.set_random_seed(0)
+        model = tiny_model()
+        checkpoints.once(run, "01", name, model, verbose=False).fit(read, epochs=2, verbose=0)
+        models.append(model)
+    return shared.course_recipe.reads.numpy(), [m.get_weights() for m in models]
+
+
+@pytest.mark.parametrize("map_it", [False, True], ids=["to_dataset", "mapped to_dataset"])
+def test_a_pipeline_shared_by_two_trainings_reloads_both_in_the_state_training_left(
+        model_dir, map_it):
+    run = config.RunSettings(mode="smoke", seed=1)
+    trained_reads, trained = _two_trainings_on_one_pipeline(run, map_it=map_it)
+    entries = sorted(path.name for path in (model_dir / "trained" / "01").iterdir())
+    reloaded_reads, reloaded = _two_trainings_on_one_pipeline(run, map_it=map_it)
+    # No new entry: both reloaded, and the pipeline is as far read as after training.
+    assert sorted(path.name for path in (model_dir / "trained" / "01").iterdir()) == entries
+    assert reloaded_reads == trained_reads == (6 if map_it else 4)
+    for first, again in zip(trained, reloaded, strict=True):
+        for a, b in zip(first, again, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_peeking_at_a_shared_pipeline_changes_what_the_next_training_sees(model_dir, capsys):
+    run = config.RunSettings(mode="smoke", seed=1)
+    _two_trainings_on_one_pipeline(run)
+    count = len(list((model_dir / "trained" / "01").iterdir()))
+    _two_trainings_on_one_pipeline(run, peek=True)
+    assert len(list((model_dir / "trained" / "01").iterdir())) == count + 1  # second trained
+
+
+def test_a_to_dataset_key_reads_no_batch_and_ignores_the_global_seed(model_dir):
+    keys = []
+    for global_seed in (0, 1):
+        keras.utils.set_random_seed(global_seed)
+        train_set = data.to_dataset(DATA, DATA, 16, seed=3)
+        keras.utils.set_random_seed(0)
+        model = tiny_model()
+        keys.append(checkpoints._Training(model, (train_set,), {"epochs": 1}).key()[0])
+        assert train_set.course_recipe.reads.numpy() == 0  # the key was made without a read
+    assert keys[0] == keys[1]
 
 
 def test_a_damaged_entry_warns_and_trains_again_from_the_starting_weights(notebook, model_dir):

@@ -1,5 +1,6 @@
 """Run modes, seeding, quiet TensorFlow import and plot defaults (course_utils.config)."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -85,10 +86,21 @@ def test_setup_applies_mode_and_plot_defaults(monkeypatch):
     import plotly.io as pio
 
     monkeypatch.setenv("COURSE_MODE", "smoke")
+    monkeypatch.setattr(pio.renderers, "default", "browser")
     settings = config.setup(seed=3)
     assert settings == config.RunSettings("smoke", 3)
-    assert pio.renderers.default == "plotly_mimetype+notebook"
+    assert pio.renderers.default == "plotly_mimetype+notebook"  # renderers already imported
     assert plt.rcParams["image.cmap"] == "binary"
+
+
+def test_plotly_renderer_is_set_without_importing_plotly_renderers():
+    # Plotly's renderers take ~2 s to import; setup leaves them to the first plotly figure.
+    code = ("import sys; from course_utils import config; config.setup('smoke', plots=True); "
+            "print('plotly.io._renderers' in sys.modules)\n"
+            "import plotly.io as pio; print(pio.renderers.default)")
+    env = {name: value for name, value in os.environ.items() if name != "PLOTLY_RENDERER"}
+    result = _run_python(code, env=env)
+    assert result.stdout.split()[-2:] == ["False", "plotly_mimetype+notebook"], result.stderr
 
 
 def test_book_mode_without_gpu_warns_the_student(capsys):

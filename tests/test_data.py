@@ -608,6 +608,57 @@ def test_to_dataset_repeats_for_a_seed_and_keeps_order_unshuffled():
     np.testing.assert_array_equal(next(ordered.as_numpy_iterator())[0], inputs)
 
 
+def _epoch_order(dataset):
+    return np.concatenate([x for x, _ in dataset.as_numpy_iterator()]).ravel()
+
+
+def test_to_dataset_draws_each_epoch_from_its_seed_and_read_count_alone():
+    import keras
+
+    inputs = np.arange(40, dtype=np.float32).reshape(40, 1)
+    keras.utils.set_random_seed(0)
+    dataset = data.to_dataset(inputs, inputs, 8, seed=3)
+    epochs = [_epoch_order(dataset) for _ in range(3)]
+    keras.utils.set_random_seed(1)  # the global seed plays no part
+    again = data.to_dataset(inputs, inputs, 8, seed=3)
+    for first, repeated in zip(epochs, [_epoch_order(again) for _ in range(3)], strict=True):
+        np.testing.assert_array_equal(first, repeated)
+    assert not np.array_equal(epochs[0], epochs[1])  # a new order every epoch
+    assert int(dataset.course_recipe.reads.numpy()) == 3
+    assert dataset.cardinality().numpy() == 5
+    # The recipe's first batch is the one the next read yields, without reading the pipeline.
+    expected = dataset.course_recipe.first_batch()
+    assert int(dataset.course_recipe.reads.numpy()) == 3
+    actual = next(dataset.as_numpy_iterator())
+    np.testing.assert_array_equal(expected[0], actual[0])
+    np.testing.assert_array_equal(expected[1], actual[1])
+
+
+def test_a_to_dataset_recipe_names_content_batch_size_seed_and_reads():
+    inputs = np.arange(20, dtype=np.float32).reshape(20, 1)
+    described = data.to_dataset(inputs, inputs, 4, seed=3).course_recipe.describe()
+    edited = inputs.copy()
+    edited[7] = -1
+    others = [data.to_dataset(edited, inputs, 4, seed=3),
+              data.to_dataset(inputs, inputs, 5, seed=3),
+              data.to_dataset(inputs, inputs, 4, seed=4),
+              data.to_dataset(inputs, inputs, 4, seed=3, drop_remainder=True),
+              data.to_dataset(inputs, inputs, 4, shuffle=False)]
+    descriptions = [other.course_recipe.describe() for other in others]
+    read = data.to_dataset(inputs, inputs, 4, seed=3)
+    next(iter(read))
+    descriptions.append(read.course_recipe.describe())
+    assert described == data.to_dataset(inputs, inputs, 4, seed=3).course_recipe.describe()
+    assert len({described, *descriptions}) == len(descriptions) + 1
+
+
+def test_a_seedless_shuffle_has_no_recipe_and_a_mapped_pipeline_finds_its_source():
+    inputs = np.arange(20, dtype=np.float32).reshape(20, 1)
+    assert data.dataset_recipes(data.to_dataset(inputs, seed=None)) == []
+    source = data.to_dataset(inputs, inputs, 4, seed=3)
+    assert data.dataset_recipes(source.map(lambda x, y: x).take(2)) == [source.course_recipe]
+
+
 def test_to_dataset_rejects_mismatched_lengths_and_bad_batch_size():
     with pytest.raises(ValueError, match="one row each"):
         data.to_dataset(np.zeros((3, 2)), np.zeros((4, 2)))

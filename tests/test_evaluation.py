@@ -116,6 +116,37 @@ def test_judge_features_come_from_the_128_unit_layer_and_feed_the_fid():
         fid_to_images(images * 2 - 1)
 
 
+def test_classes_and_features_of_the_same_images_come_from_one_pass(monkeypatch):
+    keras.utils.set_random_seed(0)
+    judge = evaluation.build_fashion_classifier()
+    images = np.random.default_rng(1).uniform(0, 1, (40, 28, 28)).astype("float32")
+    calls = []
+    real_predict = keras.Model.predict
+
+    def counted_predict(model, *args, **kwargs):
+        calls.append(model.name)
+        return real_predict(model, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "predict", counted_predict)
+    classes = evaluation.classify_images(judge, images)
+    features = evaluation.judge_features(judge, images)
+    assert len(calls) == 1  # the second answer came from the first pass
+    np.testing.assert_array_equal(classes, np.argmax(judge(images), axis=-1))
+    np.testing.assert_allclose(features, keras.Model(
+        judge.inputs[0], judge.get_layer("features").output)(images), rtol=1e-5, atol=1e-6)
+    features[:] = 0  # a caller's edit never reaches what is kept
+    assert np.any(evaluation.judge_features(judge, images) != 0)
+    assert len(calls) == 1
+    evaluation.judge_features(judge, images[::-1].copy())  # other images: judged again
+    assert len(calls) == 2
+    before = evaluation.judge_features(judge, images)
+    kernel = judge.get_layer("features").kernel
+    kernel.assign(kernel.numpy() * 2)  # other weights: judged again, never the kept answer
+    after = evaluation.judge_features(judge, images)
+    assert len(calls) == 3
+    assert not np.allclose(after, before)
+
+
 def test_a_published_model_reloads_in_another_notebook(smoke_run, model_dir):
     decoder = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4)], name="decoder")
     path = evaluation.publish_model(decoder, "vae_decoder", smoke_run)
