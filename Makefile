@@ -7,10 +7,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-from-pyproject
 MODE   ?= default
+SEEDS  ?= 42 0
 NBVAL_FLAGS := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
                --nbval-cell-timeout=600
 
-.PHONY: course test setup data lint notebooks site slides benchmark clean-notebooks clean help
+.PHONY: course test setup data lint notebooks site slides benchmark claims clean-notebooks clean help
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -63,6 +64,9 @@ slides: site  ## the same as `make site` (the decks are built with the pages)
 
 benchmark: setup data  ## time each notebook in smoke and default mode (table in build/benchmark)
 	$(BIN)/python tools/benchmark.py
+
+claims: setup data  ## run the notebooks per seed, list every claim they check: make claims MODE=default SEEDS="42 0"
+	$(BIN)/python tools/claims.py --mode $(MODE) --seeds $(SEEDS)
 
 clean-notebooks: setup  ## strip outputs and execution counts before committing
 	$(BIN)/python tools/clean_notebooks.py

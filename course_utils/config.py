@@ -24,6 +24,8 @@ MODE_DESCRIPTIONS = {
 }
 MODES = tuple(MODE_DESCRIPTIONS)
 RETRAIN_ENV_VAR = "COURSE_RETRAIN"
+SEED_ENV_VAR = "COURSE_SEED"  # another seed for a whole session (tools/claims.py uses it)
+DEFAULT_SEED = 42
 PLOTLY_RENDERER = "plotly_mimetype+notebook"  # see set_plot_defaults
 
 
@@ -102,6 +104,22 @@ def resolve_retrain(retrain: bool | None = None) -> bool:
         f"{RETRAIN_ENV_VAR}={value!r} is not understood: use 1 (train again) or 0 (reload "
         "saved models), or set RETRAIN = True in the notebook's first cell."
     )
+
+
+def resolve_seed(seed: int | None = None) -> int:
+    """Return the seed: the argument, else $COURSE_SEED, else 42."""
+    if seed is not None:
+        return check_seed(seed)
+    value = os.environ.get(SEED_ENV_VAR, "").strip()
+    if not value:
+        return DEFAULT_SEED
+    try:
+        return check_seed(int(value))
+    except ValueError:
+        raise ValueError(
+            f"{SEED_ENV_VAR}={value!r} is not a seed: use a whole number from 0 to {MAX_SEED} "
+            f"(e.g. {SEED_ENV_VAR}=0), or unset it for the course's seed {DEFAULT_SEED}."
+        ) from None
 
 
 def seed_everything(seed: int) -> None:
@@ -187,10 +205,11 @@ def gpu_count() -> int:
 
 
 def setup(
-    mode: str | None = None, seed: int = 42, *, retrain: bool | None = None, plots: bool = True
+    mode: str | None = None, seed: int | None = None, *, retrain: bool | None = None,
+    plots: bool = True,
 ) -> RunSettings:
-    """Resolve mode and retrain switch, seed, silence logs, set plot defaults. Every notebook."""
-    settings = RunSettings(mode=resolve_mode(mode), seed=check_seed(seed),
+    """Resolve mode, seed and retrain switch, silence logs, set plot defaults. Every notebook."""
+    settings = RunSettings(mode=resolve_mode(mode), seed=resolve_seed(seed),
                            retrain=resolve_retrain(retrain))
     quiet_tensorflow()
     seed_everything(settings.seed)

@@ -1,4 +1,4 @@
-"""Headline quality figures that notebooks record, for the benchmark report (tools/benchmark.py)."""
+"""Headline quality figures and checked claims that notebooks record (benchmark, claims check)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import json
 import math
 import re
 from pathlib import Path
+
+import numpy as np
 
 from course_utils import checkpoints, data
 
@@ -76,3 +78,73 @@ def load_quality(mode: str) -> dict[str, dict[str, float]]:
     # Only NN.json: a hidden .NN.json-<pid>-....part.json is what a killed write left behind.
     paths = sorted(directory.glob("[0-9]*.json"))
     return {path.stem: load_notebook_quality(path) for path in paths}
+
+
+# --- Claims: what the prose says, checked on the run's own values ----------------------------
+
+def _check_notebook(notebook) -> str:
+    if not (isinstance(notebook, str) and len(notebook) == 2 and notebook.isdigit()):
+        raise ValueError(f'notebook must be its two-digit number, e.g. "12"; got {notebook!r}.')
+    return notebook
+
+
+def claims_path(notebook: str, run) -> Path:
+    """Where one notebook's checked claims for a run mode are kept. Notebooks 0-12."""
+    return quality_dir() / run.mode / "claims" / f"{_check_notebook(notebook)}.json"
+
+
+def _format_values(values: dict[str, float]) -> str:
+    return ", ".join(f"{name.replace('_', ' ')} {value:.4g}" for name, value in values.items())
+
+
+def check_claim(notebook: str, run, claim: str, holds, **values) -> bool:
+    """Say whether a sentence of the notebook held in this run, with its values; record it.
+
+    `claim` is the sentence as the prose states it, `holds` its comparison evaluated on the run's
+    values (e.g. `ae_mse < pca_mse`), `values` the numbers it compares. Notebooks 0-12.
+    """
+    notebook = _check_notebook(notebook)
+    if not isinstance(claim, str) or not claim.strip():
+        raise ValueError("check_claim needs the claim as a sentence, e.g. "
+                         '"the autoencoder beats PCA on cross-entropy".')
+    if isinstance(holds, (bool, np.bool_)):
+        held = bool(holds)
+    else:
+        raise TypeError(
+            f"holds must be one True or False (a comparison such as ae_mse < pca_mse), got "
+            f"{type(holds).__name__} {holds!r}; for arrays use np.all(...) or np.any(...).")
+    values = _check_figures(values) if values else {}
+    path = claims_path(notebook, run)
+    recorded = load_notebook_claims(path)
+    recorded[claim.strip()] = {"held": held, "values": values, "seed": run.seed}
+    data.write_atomically(path, lambda tmp: tmp.write_text(
+        json.dumps(recorded, indent=1, sort_keys=True), encoding="utf-8"))
+    shown = f" ({_format_values(values)})" if values else ""
+    if held:
+        print(f"Checked in this run: {claim.strip()}{shown}.")
+    else:
+        print(f"In this run, this did not hold: {claim.strip()}{shown}.")
+    return held
+
+
+def load_notebook_claims(path: Path) -> dict[str, dict]:
+    """The claims in one notebook's claims file ({} if there is none). tools/claims.py."""
+    if not path.exists():
+        return {}
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not a readable claims record ({error}); delete it and "
+                         "re-run its notebook.") from error
+    if not isinstance(loaded, dict) or not all(
+            isinstance(entry, dict) and isinstance(entry.get("held"), bool)
+            for entry in loaded.values()):
+        raise ValueError(f"{path} should map each claim to its result; delete it and re-run.")
+    return loaded
+
+
+def load_claims(mode: str) -> dict[str, dict[str, dict]]:
+    """Every notebook's checked claims for one run mode, keyed by notebook number."""
+    directory = quality_dir() / mode / "claims"
+    return {path.stem: load_notebook_claims(path)
+            for path in sorted(directory.glob("[0-9][0-9].json"))}

@@ -162,3 +162,16 @@ def test_setup_hides_the_ignored_shuffle_warning_for_tf_data(recwarn):
         warnings.simplefilter("always")
         model.fit(data.to_dataset(inputs, inputs, batch_size=4), epochs=1, verbose=0)
     assert [w for w in unfiltered if "shuffle" in str(w.message)]
+
+
+def test_the_seed_comes_from_the_argument_then_course_seed_then_42(monkeypatch):
+    monkeypatch.delenv(config.SEED_ENV_VAR, raising=False)
+    assert config.resolve_seed() == config.DEFAULT_SEED == 42
+    monkeypatch.setenv(config.SEED_ENV_VAR, " 7 ")
+    assert config.resolve_seed() == 7
+    assert config.resolve_seed(3) == 3
+    assert config.setup("smoke", plots=False).seed == 7
+    for bad in ("seven", "-1", "1.5", str(2**32)):
+        monkeypatch.setenv(config.SEED_ENV_VAR, bad)
+        with pytest.raises(ValueError, match=r"COURSE_SEED=.* is not a seed: use a whole number"):
+            config.resolve_seed()

@@ -76,3 +76,51 @@ def test_a_quality_folder_that_is_a_file_gets_a_clear_error(monkeypatch, tmp_pat
     with pytest.raises(NotADirectoryError, match="is a file, not a folder.*Move or delete"):
         report.record_quality("12", smoke_run, anomaly_auc=0.9)
     assert sorted(path.name for path in (tmp_path / "fresh").iterdir()) == ["smoke"]
+
+
+def test_a_claim_is_printed_recorded_and_the_newest_result_wins(quality_dir, smoke_run, capsys):
+    held = report.check_claim("02", smoke_run, "the autoencoder beats PCA on cross-entropy",
+                              np.float32(0.27) < 0.29, ae=0.27, pca=0.29)
+    assert held is True
+    assert capsys.readouterr().out.strip() == (
+        "Checked in this run: the autoencoder beats PCA on cross-entropy (ae 0.27, pca 0.29).")
+    assert report.check_claim("02", smoke_run, "pretraining helps", np.bool_(False),
+                              fine_tuned=0.77, scratch=0.78) is False
+    assert capsys.readouterr().out.strip() == (
+        "In this run, this did not hold: pretraining helps (fine tuned 0.77, scratch 0.78).")
+    report.check_claim("02", smoke_run, "pretraining helps", True)
+    claims = report.load_claims("smoke")
+    assert list(claims) == ["02"]
+    assert claims["02"]["pretraining helps"] == {"held": True, "values": {}, "seed": 42}
+    assert claims["02"]["the autoencoder beats PCA on cross-entropy"]["values"] == {
+        "ae": 0.27, "pca": pytest.approx(0.29)}
+    assert sorted(path.name for path in (quality_dir / "smoke").rglob("*")) == [
+        "02.json", "claims"]  # nothing else left behind
+    assert report.load_quality("smoke") == {}  # claims are not quality figures
+
+
+@pytest.mark.parametrize(("arguments", "error", "message"), [
+    (("2", "a claim", True), ValueError, "two-digit"),
+    (("02", "  ", True), ValueError, "as a sentence"),
+    (("02", "a claim", np.array([True, False])), TypeError, r"np\.all"),
+    (("02", "a claim", 1), TypeError, "one True or False"),
+    (("02", "a claim", None), TypeError, "one True or False"),
+])
+def test_bad_claims_are_explained(quality_dir, smoke_run, arguments, error, message):
+    notebook, claim, holds = arguments
+    with pytest.raises(error, match=message):
+        report.check_claim(notebook, smoke_run, claim, holds)
+    with pytest.raises(ValueError, match="finite"):
+        report.check_claim("02", smoke_run, "a claim", True, ratio=float("nan"))
+    assert not (quality_dir / "smoke").exists()
+
+
+def test_a_damaged_claims_record_is_explained(quality_dir, smoke_run):
+    path = report.claims_path("03", smoke_run)
+    path.parent.mkdir(parents=True)
+    path.write_text('{"a claim": {"values": {}}}', encoding="utf-8")
+    with pytest.raises(ValueError, match="map each claim to its result; delete it"):
+        report.check_claim("03", smoke_run, "another", True)
+    path.write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match="not a readable claims record"):
+        report.load_claims("smoke")

@@ -150,3 +150,23 @@ def test_train_once_table_gives_the_ratio_and_counts_trained_and_reloaded_models
     assert format_train_once_table(first, second).splitlines()[3].split(" | ")[5] == "1"
     second[0].error = "boom"
     assert "FAILED" in format_train_once_table(first, second).splitlines()[2]
+
+
+def test_the_claims_check_runs_each_seed_and_fails_on_a_claim_that_did_not_hold(
+        tmp_path, monkeypatch):
+    import claims
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    notebook.cells = [nbformat.v4.new_code_cell(
+        "import os\nfrom course_utils import config, report\n"
+        "run = config.RunSettings(os.environ['COURSE_MODE'], config.resolve_seed())\n"
+        "report.check_claim('09', run, 'the seed is even', run.seed % 2 == 0, seed=run.seed)")]
+    path = tmp_path / "09_claims.ipynb"
+    nbformat.write(notebook, path)
+    monkeypatch.setattr(claims, "CLAIMS_DIR", tmp_path / "claims")
+    assert claims.main([str(path), "--mode", "smoke", "--seeds", "42", "7"]) == 1
+    table = (tmp_path / "claims" / "claims_smoke.md").read_text(encoding="utf-8")
+    assert "1 of 2 checks held" in table
+    assert "| 09 | the seed is even | held (seed 42) | **did not hold** (seed 7) |" in table
+    assert claims.main([str(path), "--mode", "smoke", "--seeds", "42"]) == 0
