@@ -86,20 +86,60 @@ def _judge_heads(classifier):
     return heads
 
 
+JUDGED_KEPT = 64  # judged batches kept on disk (a few MB): notebook 12 asks for about a dozen
+
+
+def judged_dir() -> Path:
+    """Where the judge's answers are kept between runs: <model_dir>/judged. Notebooks 9-12."""
+    return checkpoints.model_dir() / "judged"
+
+
+def _load_judged(path: Path):
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return stored["features"], stored["probabilities"]
+    except Exception:  # missing or damaged: judged again, and written anew
+        return None
+
+
+def _save_judged(path: Path, features, probabilities) -> None:
+    try:
+        data.write_atomically(path, lambda tmp: np.savez(tmp, features=features,
+                                                         probabilities=probabilities))
+        kept = sorted(path.parent.glob("*.npz"), key=lambda other: other.stat().st_mtime)
+        for old in kept[:-JUDGED_KEPT]:
+            old.unlink(missing_ok=True)
+    except OSError:  # a read-only or full disk only costs the next run a pass of the judge
+        pass
+
+
 def _judge(classifier, images, batch_size) -> tuple[np.ndarray, np.ndarray]:
-    """(features, probabilities) of the judge for each image, from one predict pass."""
+    """(features, probabilities) of the judge for each image, from one predict pass.
+
+    The answers are a function of the judge's weights and the images alone, so they are kept,
+    in memory and on disk, under a digest of both: a second run of notebook 12 skips ~20,000
+    images' worth of convolutions, and any change to the weights or the images judges afresh.
+    """
     import xxhash
 
     images = _check_judge_images(images, classifier, batch_size)
     heads = _judge_heads(classifier)
-    digest = xxhash.xxh3_128()
+    digest = xxhash.xxh3_128(repr(classifier.get_config()).encode())  # architecture, weights
     for weight in classifier.get_weights():
+        digest.update(f"{weight.dtype}{weight.shape}".encode())
         digest.update(np.ascontiguousarray(weight))
-    key = (id(classifier), digest.hexdigest(), images.shape,
-           xxhash.xxh3_128_hexdigest(np.ascontiguousarray(images)))
+    weights_digest = digest.hexdigest()
+    digest = xxhash.xxh3_128(f"{images.dtype}{images.shape}".encode())
+    digest.update(np.ascontiguousarray(images))
+    images_digest = digest.hexdigest()
+    key = (weights_digest, images_digest)
     if key not in _RECENT_JUDGEMENTS:
-        features, probabilities = heads.predict(images, batch_size=batch_size, verbose=0)
-        _RECENT_JUDGEMENTS[key] = (features, probabilities)
+        path = judged_dir() / f"{weights_digest[:16]}-{images_digest[:16]}.npz"
+        answers = _load_judged(path)
+        if answers is None or len(answers[0]) != len(images):
+            answers = tuple(heads.predict(images, batch_size=batch_size, verbose=0))
+            _save_judged(path, *answers)
+        _RECENT_JUDGEMENTS[key] = answers
         while len(_RECENT_JUDGEMENTS) > _JUDGEMENTS_KEPT:
             _RECENT_JUDGEMENTS.popitem(last=False)
     _RECENT_JUDGEMENTS.move_to_end(key)

@@ -1,4 +1,4 @@
-"""Metrics: rounded accuracy for reconstructions, principal angles between subspaces, MSE."""
+"""Metrics: rounded accuracy and the other reconstruction scores, principal angles, FID, AUC."""
 
 from __future__ import annotations
 
@@ -120,6 +120,31 @@ def reconstruction_mse(originals, reconstructions) -> float:
     if x.size == 0:
         raise ValueError("originals and reconstructions are empty; pass at least one value.")
     return float(np.mean((x - x_hat) ** 2))
+
+
+CROSS_ENTROPY_EPSILON = 1e-7  # Keras clips predictions to [eps, 1 - eps] the same way
+
+
+def reconstruction_scores(images, reconstructions) -> dict[str, float]:
+    """Rounded accuracy, MSE and binary cross-entropy of reconstructions in [0, 1]. NB 2-7.
+
+    The three numbers every autoencoder and its baselines (PCA, the mean image) are compared on,
+    each averaged over every pixel of every image.
+    """
+    mse = reconstruction_mse(images, reconstructions)  # same shapes, finite, not empty
+    x = np.asarray(images, dtype=np.float64)
+    x_hat = np.asarray(reconstructions, dtype=np.float64)
+    for name, values in (("images", x), ("reconstructions", x_hat)):
+        if values.min() < -1e-3 or values.max() > 1 + 1e-3:
+            raise ValueError(
+                f"{name} should be pixels in [0, 1], got values from {values.min():.4g} to "
+                f"{values.max():.4g}; clip a linear model's output with np.clip(x, 0, 1), "
+                "divide 0-255 images by 255, or rescale tanh images with (x + 1) / 2."
+            )
+    x, clipped = np.clip(x, 0, 1), np.clip(x_hat, CROSS_ENTROPY_EPSILON, 1 - CROSS_ENTROPY_EPSILON)
+    cross_entropy = -np.mean(x * np.log(clipped) + (1 - x) * np.log(1 - clipped))
+    return {"rounded_accuracy": float(np.mean((x > 0.5) == (x_hat > 0.5))), "mse": mse,
+            "cross_entropy": float(cross_entropy)}
 
 
 def class_coverage(labels, n_classes=10) -> dict:

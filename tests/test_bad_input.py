@@ -21,6 +21,7 @@ import tensorflow as tf  # noqa: E402
 
 import course_utils  # noqa: E402
 from course_utils import (  # noqa: E402
+    checkpoints,
     checks,
     config,
     data,
@@ -69,6 +70,12 @@ def assert_clear_error(call, error, match):
 def _close_figures():
     yield
     plt.close("all")
+
+
+@pytest.fixture(autouse=True)
+def _own_model_dir(tmp_path, monkeypatch):
+    # The judge keeps its answers under the model folder: never in build/models from a test.
+    monkeypatch.setenv(checkpoints.MODEL_DIR_ENV_VAR, str(tmp_path / "models"))
 
 
 def _dense(units=3, input_size=5):

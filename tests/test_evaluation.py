@@ -8,6 +8,12 @@ import pytest
 from course_utils import checkpoints, config, data, evaluation, metrics
 
 
+@pytest.fixture(autouse=True)
+def _own_model_dir(tmp_path, monkeypatch):
+    # The judge keeps its answers under the model folder: never in build/models from a test.
+    monkeypatch.setenv(checkpoints.MODEL_DIR_ENV_VAR, str(tmp_path / "models"))
+
+
 @pytest.fixture
 def smoke_run():
     return config.RunSettings(mode="smoke", seed=42)
@@ -145,6 +151,17 @@ def test_classes_and_features_of_the_same_images_come_from_one_pass(monkeypatch)
     after = evaluation.judge_features(judge, images)
     assert len(calls) == 3
     assert not np.allclose(after, before)
+    # A new session (memory cleared) reads the answers from disk: no pass at all.
+    kept = sorted(path.name for path in evaluation.judged_dir().iterdir())
+    assert len(kept) == 3 and all(name.endswith(".npz") for name in kept)
+    evaluation._RECENT_JUDGEMENTS.clear()
+    np.testing.assert_array_equal(evaluation.judge_features(judge, images), after)
+    assert len(calls) == 3
+    for path in evaluation.judged_dir().iterdir():  # a damaged file is judged again
+        path.write_bytes(b"damaged")
+    evaluation._RECENT_JUDGEMENTS.clear()
+    np.testing.assert_allclose(evaluation.judge_features(judge, images), after, rtol=1e-6)
+    assert len(calls) == 4
 
 
 def test_a_published_model_reloads_in_another_notebook(smoke_run, model_dir):

@@ -212,3 +212,39 @@ def test_anomaly_auc_on_known_rankings():
         metrics.anomaly_auc([], [0.5])
     with pytest.raises(ValueError, match="finite"):
         metrics.anomaly_auc([np.inf], [0.5])
+
+
+def test_reconstruction_scores_follow_their_formulas():
+    images = np.array([[0.0, 1.0, 0.2, 0.9]])
+    reconstructions = np.array([[0.1, 0.4, 0.6, 1.0]])
+    scores = metrics.reconstruction_scores(images, reconstructions)
+    assert scores["rounded_accuracy"] == pytest.approx(0.5)  # pixels 0 and 3 agree
+    assert scores["mse"] == pytest.approx((0.01 + 0.36 + 0.16 + 0.01) / 4)
+    eps = metrics.CROSS_ENTROPY_EPSILON
+    clipped = np.clip(reconstructions, eps, 1 - eps)
+    expected = -np.mean(images * np.log(clipped) + (1 - images) * np.log(1 - clipped))
+    assert scores["cross_entropy"] == pytest.approx(expected)
+    keras_value = keras.losses.binary_crossentropy(images, reconstructions).numpy().mean()
+    assert scores["cross_entropy"] == pytest.approx(float(keras_value), rel=1e-5)
+
+
+def test_a_perfect_reconstruction_of_grey_pixels_still_costs_their_entropy():
+    grey = np.full((2, 3), 0.3)
+    entropy = -(0.3 * np.log(0.3) + 0.7 * np.log(0.7))
+    scores = metrics.reconstruction_scores(grey, grey)
+    assert scores["cross_entropy"] == pytest.approx(entropy)
+    assert scores["mse"] == 0 and scores["rounded_accuracy"] == 1
+    binary = np.array([[0.0, 1.0]])
+    assert metrics.reconstruction_scores(binary, binary)["cross_entropy"] < 1e-6
+
+
+@pytest.mark.parametrize(("images", "reconstructions", "message"), [
+    (np.zeros((2, 4)), np.zeros((2, 5)), "differ in shape"),
+    (np.zeros((2, 4)), np.full((2, 4), 1.5), r"reconstructions should be pixels in \[0, 1\].*clip"),
+    (np.full((2, 4), 255.0), np.zeros((2, 4)), r"images should be pixels in \[0, 1\].*255"),
+    (np.zeros((2, 4)), np.full((2, 4), np.nan), "NaN"),
+    (np.zeros((0, 4)), np.zeros((0, 4)), "empty"),
+])
+def test_reconstruction_scores_explain_bad_input(images, reconstructions, message):
+    with pytest.raises(ValueError, match=message):
+        metrics.reconstruction_scores(images, reconstructions)
