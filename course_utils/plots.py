@@ -230,9 +230,18 @@ def plot_embedding_2d(points, labels=None, class_names=None, title=None, ax=None
     return fig
 
 
-def plot_autoencoder_diagram(layer_sizes=(784, 100, 30, 100, 784), coding_index=None):
-    """Layers drawn as bars whose height grows with their width; encoder, codings, decoder. NB 0."""
+def plot_autoencoder_diagram(layer_sizes=(784, 100, 30, 100, 784), coding_index=None, *,
+                             labels=("input x", "codings s = E(x)", "reconstruction x̂")):
+    """Layers as bars whose height grows with log2(width + 1): encoder, codings, decoder. NB 0-3.
+
+    `labels` names the input, the codings and the output (notebook 3's second phase autoencodes
+    codings, not images).
+    """
     sizes = [check_count(size, "each layer size", 1) for size in layer_sizes]
+    if (isinstance(labels, str) or len(labels) != 3
+            or not all(isinstance(label, str) for label in labels)):
+        raise TypeError(f"labels must be three strings (input, codings, output), got {labels!r}; "
+                        'e.g. labels=("codings h", "codings s = E(h)", "reconstruction ĥ").')
     if len(sizes) < 3:
         raise ValueError(f"Need at least input, codings and output sizes (all >= 1), got {sizes}; "
                          "pass e.g. (784, 30, 784).")
@@ -254,14 +263,18 @@ def plot_autoencoder_diagram(layer_sizes=(784, 100, 30, 100, 784), coding_index=
         if index:
             ax.annotate("", xy=(index - 0.17, 0.5), xytext=(index - 0.83, 0.5),
                         arrowprops={"arrowstyle": "->", "color": "0.4"})
-    ax.text(0, 0.97, "input x", ha="center", fontsize=10)
-    ax.text(len(sizes) - 1, 0.97, "reconstruction x̂", ha="center", fontsize=10)
-    ax.text(coding_index, 0.97, "codings s = E(x)", ha="center", fontsize=10, color="tab:orange")
+    input_label, coding_label, output_label = labels
+    ax.text(0, 0.97, input_label, ha="center", fontsize=10)
+    ax.text(len(sizes) - 1, 0.97, output_label, ha="center", fontsize=10)
+    ax.text(coding_index, 0.97, coding_label, ha="center", fontsize=10, color="tab:orange")
+    # Widths span 30 to 784: linear heights would flatten the codings to a sliver.
+    ax.text(len(sizes) - 0.45, -0.2, "bar height: log scale of the layer size", ha="right",
+            va="top", fontsize=8, color="0.45")
     ax.text(coding_index / 2, -0.1, "encoder E", ha="center", color="tab:blue", fontsize=11)
     ax.text((coding_index + len(sizes) - 1) / 2, -0.1, "decoder D", ha="center",
             color="tab:green", fontsize=11)
     ax.set_xlim(-0.6, len(sizes) - 0.4)
-    ax.set_ylim(-0.15, 1.05)
+    ax.set_ylim(-0.28, 1.05)
     ax.axis("off")
     return fig
 

@@ -300,6 +300,10 @@ ERROR_CASES = [
         coding_index=9), ValueError, r"past the last layer.*index of the codings"),
     ("diagram-coding-index-negative", lambda: plots.plot_autoencoder_diagram(
         coding_index=-1), ValueError, r"coding_index must be at least 0"),
+    ("diagram-one-label", lambda: plots.plot_autoencoder_diagram(labels="input"), TypeError,
+     r"three strings"),
+    ("diagram-two-labels", lambda: plots.plot_autoencoder_diagram(labels=("a", "b")), TypeError,
+     r"three strings"),
     # ---- plots.plot_learning_curves ----
     ("curves-list", lambda: plots.plot_learning_curves(
         [1.0, 2.0]), TypeError, r"History.*model\.fit"),

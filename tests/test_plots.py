@@ -122,6 +122,17 @@ def test_autoencoder_diagram_draws_one_bar_per_layer():
     assert {"784", "100", "30", "encoder E", "decoder D"} <= texts
 
 
+def test_autoencoder_diagram_names_what_goes_in_and_out_and_its_scale():
+    default = {text.get_text() for text in plots.plot_autoencoder_diagram().axes[0].texts}
+    assert {"input x", "codings s = E(x)", "reconstruction x̂"} <= default
+    assert any("log scale" in text for text in default)
+    fig = plots.plot_autoencoder_diagram(
+        (100, 30, 100), labels=("codings h", "codings s = E(h)", "reconstruction ĥ"))
+    texts = {text.get_text() for text in fig.axes[0].texts}
+    assert {"codings h", "codings s = E(h)", "reconstruction ĥ"} <= texts
+    assert "input x" not in texts
+
+
 def test_autoencoder_diagram_rejects_too_few_layers():
     with pytest.raises(ValueError, match="at least"):
         plots.plot_autoencoder_diagram((784, 30))
