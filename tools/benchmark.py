@@ -32,6 +32,7 @@ from run_notebooks import (
     BUILD_DIR,
     MODES,
     REPO_ROOT,
+    environment,
     execute_notebook,
     list_notebooks,
     save_outputs,
@@ -169,12 +170,9 @@ def measure_train_once(mode: str, notebooks) -> tuple[list, list]:
     (model_root / "trained" / "judge").mkdir(parents=True)
     for judge in (checkpoints.trained_dir() / "judge").glob(f"fashion_classifier-{mode}-*.npz"):
         shutil.copy2(judge, model_root / "trained" / "judge" / judge.name)
-    saved = {name: os.environ.get(name)
-             for name in (checkpoints.MODEL_DIR_ENV_VAR, config.RETRAIN_ENV_VAR)}
-    os.environ[checkpoints.MODEL_DIR_ENV_VAR] = str(model_root)
-    os.environ.pop(config.RETRAIN_ENV_VAR, None)
-    try:
-        passes = []
+    settings = {checkpoints.MODEL_DIR_ENV_VAR: str(model_root), config.RETRAIN_ENV_VAR: None}
+    passes = []
+    with environment(**settings):
         for label in ("first", "second"):
             runs = []
             for path in list_notebooks(notebooks):
@@ -183,12 +181,6 @@ def measure_train_once(mode: str, notebooks) -> tuple[list, list]:
                 result = f"{run.seconds:.1f} s" if run.ok else run.error
                 print(f"[{mode}, {label} run] {path.name}: {result}", flush=True)
             passes.append(runs)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     return passes[0], passes[1]
 
 

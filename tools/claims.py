@@ -17,10 +17,9 @@ support) or a notebook failed.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 
-from run_notebooks import MODES, REPO_ROOT, execute_notebook, list_notebooks
+from run_notebooks import MODES, REPO_ROOT, environment, execute_notebook, list_notebooks
 
 from course_utils import config, report
 
@@ -31,12 +30,8 @@ def run_seed(mode: str, seed: int, notebooks) -> tuple[dict, list[str]]:
     """Run the notebooks with COURSE_SEED=seed into a fresh claims folder; (claims, failures)."""
     folder = CLAIMS_DIR / f"{mode}-seed{seed}"
     shutil.rmtree(folder, ignore_errors=True)
-    names = (report.QUALITY_DIR_ENV_VAR, config.SEED_ENV_VAR)
-    saved = {name: os.environ.get(name) for name in names}
-    os.environ[report.QUALITY_DIR_ENV_VAR] = str(folder)
-    os.environ[config.SEED_ENV_VAR] = str(seed)
     failures = []
-    try:
+    with environment(**{report.QUALITY_DIR_ENV_VAR: str(folder), config.SEED_ENV_VAR: str(seed)}):
         for path in list_notebooks(notebooks):
             run = execute_notebook(path, mode)
             state = f"{run.seconds:.0f} s" if run.ok else f"FAILED: {run.error}"
@@ -44,12 +39,6 @@ def run_seed(mode: str, seed: int, notebooks) -> tuple[dict, list[str]]:
             if not run.ok:
                 failures.append(f"{path.name} (seed {seed}): {run.error}")
         return report.load_claims(mode), failures
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _cell(entry) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import os
 import sys
 import time
@@ -54,6 +55,25 @@ class NotebookRun:
         return self.error is None
 
 
+@contextlib.contextmanager
+def environment(**values: str | None):
+    """Set (str) or unset (None) environment variables for a block, then put them back."""
+    saved = {name: os.environ.get(name) for name in values}
+    try:
+        for name, value in values.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def list_notebooks(selected: list[str] | None = None) -> list[Path]:
     """The course notebooks in chapter order (or the selected ones, checked to exist)."""
     if selected:
@@ -76,22 +96,16 @@ def execute_notebook(path: Path, mode: str, timeout: int = 1800) -> NotebookRun:
     def note_time(cell, cell_index, execute_reply):  # nbclient passes these as keywords
         finished_at[cell_index] = time.perf_counter()
 
-    previous_mode = os.environ.get("COURSE_MODE")
-    os.environ["COURSE_MODE"] = mode  # the kernel inherits this environment
     try:
-        client = NotebookClient(
-            notebook, timeout=timeout, kernel_name="python3",
-            resources={"metadata": {"path": str(path.parent)}},
-            on_cell_executed=note_time,
-        )
-        client.execute()
+        with environment(COURSE_MODE=mode):  # the kernel inherits this environment
+            client = NotebookClient(
+                notebook, timeout=timeout, kernel_name="python3",
+                resources={"metadata": {"path": str(path.parent)}},
+                on_cell_executed=note_time,
+            )
+            client.execute()
     except CellExecutionError as error:
         run.error = str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)
-    finally:
-        if previous_mode is None:
-            os.environ.pop("COURSE_MODE", None)
-        else:
-            os.environ["COURSE_MODE"] = previous_mode
 
     last = len(notebook.cells) - 1
     if run.ok and 0 in finished_at and last in finished_at:
