@@ -147,6 +147,30 @@ def reconstruction_scores(images, reconstructions) -> dict[str, float]:
             "cross_entropy": float(cross_entropy)}
 
 
+def pca_reconstructions(train_images, images, n_components: int, seed: int | None = None):
+    """PCA fitted on train_images, then images projected and mapped back, clipped to [0, 1]. NB 2-7.
+
+    The baseline beside every autoencoder: the best linear code with as many numbers as its codings.
+    """
+    from sklearn.decomposition import PCA
+
+    train = check_finite(train_images, "train_images")
+    x = check_finite(images, "images")
+    if train.ndim < 2 or x.ndim < 2 or train.shape[1:] != x.shape[1:]:
+        raise ValueError(
+            f"train_images and images must be batches of same-shaped images, got {train.shape} and "
+            f"{x.shape}; pass e.g. fashion.X_train and fashion.X_valid.")
+    n_pixels = int(np.prod(x.shape[1:]))
+    n_components = check_count(n_components, "n_components", minimum=1)
+    if n_components > min(len(train), n_pixels):
+        raise ValueError(
+            f"n_components={n_components} is more than PCA can fit: at most min(images, pixels) = "
+            f"{min(len(train), n_pixels)}; use the autoencoder's number of codings or fewer.")
+    pca = PCA(n_components=n_components, random_state=seed).fit(train.reshape(len(train), -1))
+    flat = pca.inverse_transform(pca.transform(x.reshape(len(x), -1)))
+    return np.clip(flat, 0, 1).reshape(x.shape).astype(np.float32)
+
+
 def class_coverage(labels, n_classes=10) -> dict:
     """How many classes a set of (predicted) labels covers, and how evenly. Notebooks 9-12.
 

@@ -248,3 +248,29 @@ def test_a_perfect_reconstruction_of_grey_pixels_still_costs_their_entropy():
 def test_reconstruction_scores_explain_bad_input(images, reconstructions, message):
     with pytest.raises(ValueError, match=message):
         metrics.reconstruction_scores(images, reconstructions)
+
+
+def test_pca_reconstructions_match_scikit_learn_and_keep_the_shape():
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(0)
+    train, images = rng.uniform(size=(200, 4, 4)), rng.uniform(size=(7, 4, 4))
+    reconstructions = metrics.pca_reconstructions(train, images, 3, seed=0)
+    pca = PCA(n_components=3).fit(train.reshape(200, -1))
+    expected = np.clip(pca.inverse_transform(pca.transform(images.reshape(7, -1))), 0, 1)
+    assert reconstructions.shape == images.shape
+    np.testing.assert_allclose(reconstructions.reshape(7, -1), expected, atol=1e-5)
+    # all 16 components reproduce the images (up to the clip, which they already satisfy)
+    np.testing.assert_allclose(metrics.pca_reconstructions(train, images, 16), images, atol=1e-5)
+
+
+@pytest.mark.parametrize(("train", "images", "n_components", "error", "message"), [
+    (np.zeros((10, 4)), np.zeros((3, 5)), 2, ValueError, "same-shaped"),
+    (np.zeros((10, 4)), np.zeros((3, 4)), 5, ValueError, "at most min"),
+    (np.zeros((10, 4)), np.zeros((3, 4)), 0, ValueError, "at least 1"),
+    (np.zeros((10, 4)), np.zeros((3, 4)), 2.5, TypeError, "integer"),
+    (np.full((10, 4), np.nan), np.zeros((3, 4)), 2, ValueError, "NaN"),
+])
+def test_pca_reconstructions_explain_bad_input(train, images, n_components, error, message):
+    with pytest.raises(error, match=message):
+        metrics.pca_reconstructions(train, images, n_components)
