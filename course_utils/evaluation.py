@@ -156,6 +156,34 @@ def classify_images(classifier: keras.Model, images, batch_size=256) -> np.ndarr
     return np.argmax(probabilities, axis=-1)
 
 
+# A verdict counts for coverage only when the judge gives its class at least this probability:
+# on real validation images nearly all verdicts clear it, on ambiguous samples many do not.
+JUDGE_MIN_CONFIDENCE = 0.8
+
+
+def classify_with_confidence(classifier: keras.Model, images,
+                             batch_size=256) -> tuple[np.ndarray, np.ndarray]:
+    """The judge's class for each image and its probability for that class. Notebooks 9-12."""
+    if isinstance(classifier, keras.Model) and _has_features(classifier):
+        probabilities = _judge(classifier, images, batch_size)[1]
+    else:
+        images = _check_judge_images(images, classifier, batch_size)  # any other classifier
+        probabilities = np.asarray(classifier.predict(images, batch_size=batch_size, verbose=0))
+    return np.argmax(probabilities, axis=-1), probabilities.max(axis=-1)
+
+
+def judge_coverage(classifier: keras.Model, images, min_confidence=JUDGE_MIN_CONFIDENCE,
+                   batch_size=256) -> dict:
+    """metrics.class_coverage of the judge's confident verdicts on images. Notebooks 9-12.
+
+    Only verdicts whose probability reaches min_confidence are counted: a judge labels every
+    image, even one unlike any garment, and its unsure labels are not coverage.
+    """
+    labels, confidences = classify_with_confidence(classifier, images, batch_size)
+    return metrics.class_coverage(labels, n_classes=10, confidences=confidences,
+                                  min_confidence=min_confidence)
+
+
 def _has_features(classifier) -> bool:
     return any(layer.name == "features" for layer in getattr(classifier, "layers", []))
 
@@ -181,11 +209,12 @@ def domain_fid(classifier: keras.Model, real_images, generated_images) -> float:
     return domain_fid_against(classifier, real_images)(generated_images)
 
 
-# Trained models handed from one notebook to another (notebooks 8-10 publish, 12 loads).
+# Trained models handed from one notebook to another (notebooks 8-11 publish, 12 loads).
 PUBLISHED_FROM = {
     "vae_decoder": "08_variational_autoencoder",
     "gan_generator": "09_generative_adversarial_networks",
     "dcgan_generator": "10_deep_convolutional_gan",
+    "stylegan_generator": "11_progressive_growing_and_stylegan",
 }
 
 
@@ -197,7 +226,7 @@ def published_path(name: str, run) -> Path:
 
 
 def publish_model(model: keras.Model, name: str, run) -> Path:
-    """Save a trained model (atomically, .keras) for a later notebook. Notebooks 8-10."""
+    """Save a trained model (atomically, .keras) for a later notebook. Notebooks 8-11."""
     if not isinstance(model, keras.Model):
         raise TypeError(f"publish_model saves a keras.Model, not a {type(model).__name__}.")
     path = published_path(name, run)
@@ -207,6 +236,8 @@ def publish_model(model: keras.Model, name: str, run) -> Path:
 
 def load_published_model(name: str, run) -> keras.Model:
     """Reload (safe mode) a model published by an earlier notebook, or explain the fix. NB 12."""
+    from course_utils import layers  # noqa: F401  (registers the course's layers for loading)
+
     path = published_path(name, run)
     notebook = f"notebooks/{PUBLISHED_FROM[name]}.ipynb"
     if not path.exists():

@@ -171,12 +171,17 @@ def pca_reconstructions(train_images, images, n_components: int, seed: int | Non
     return np.clip(flat, 0, 1).reshape(x.shape).astype(np.float32)
 
 
-def class_coverage(labels, n_classes=10) -> dict:
+def class_coverage(labels, n_classes=10, *, confidences=None, min_confidence=0.0) -> dict:
     """How many classes a set of (predicted) labels covers, and how evenly. Notebooks 9-12.
 
     Returns the count per class, the share per class, `classes_seen` (classes holding at least
-    1% of the labels, so one stray sample does not count as coverage) and `effective_classes`,
-    exp(entropy of the shares): 1 when every label is the same class, n_classes when all are equal.
+    1% of the counted labels, so one stray sample does not count as coverage) and
+    `effective_classes`, exp(entropy of the shares): 1 when every label is the same class,
+    n_classes when all are equal. With `confidences` (the judge's top probability per label, e.g.
+    from evaluation.classify_with_confidence) only labels whose confidence is at least
+    `min_confidence` are counted; `low_confidence_share` is the share left out and `counted` the
+    number kept (all of them without confidences). If none is kept, every count, share and
+    figure is 0: nothing was recognised.
     """
     n_classes = check_count(n_classes, "n_classes", 1)
     labels = np.asarray(labels)
@@ -193,15 +198,39 @@ def class_coverage(labels, n_classes=10) -> dict:
             f"Class labels must lie in [0, {n_classes - 1}], got values from {labels.min()} "
             f"to {labels.max()}; pass class indices, or a larger n_classes."
         )
-    counts = np.bincount(labels, minlength=n_classes)
-    shares = counts / counts.sum()
+    if isinstance(min_confidence, bool) or not isinstance(
+            min_confidence, numbers.Real) or not 0.0 <= min_confidence <= 1.0:
+        raise ValueError(f"min_confidence must be a probability in [0, 1], got "
+                         f"{min_confidence!r}; pass e.g. evaluation.JUDGE_MIN_CONFIDENCE.")
+    if confidences is None:
+        if min_confidence > 0:
+            raise ValueError("min_confidence needs the confidences it applies to: pass "
+                             "confidences=... (the judge's top probability per label, from "
+                             "evaluation.classify_with_confidence).")
+        confident = np.ones(labels.shape, dtype=bool)
+    else:
+        confidences = check_finite(confidences, "confidences").astype("float64")
+        if confidences.shape != labels.shape:
+            raise ValueError(f"confidences must hold one number per label: got shape "
+                             f"{confidences.shape} for {labels.shape} labels; pass the top "
+                             "probability of each, e.g. probabilities.max(axis=-1).")
+        if confidences.min() < 0 or confidences.max() > 1:
+            raise ValueError(f"confidences must be probabilities in [0, 1], got values from "
+                             f"{confidences.min():.3g} to {confidences.max():.3g}; pass the "
+                             "judge's softmax output, not its logits.")
+        confident = confidences >= min_confidence
+    counts = np.bincount(labels[confident], minlength=n_classes)
+    counted = int(counts.sum())
+    shares = counts / counted if counted else np.zeros(n_classes)
     present = shares[shares > 0]
     entropy = float(-np.sum(present * np.log(present)))
     return {
         "counts": counts,
         "shares": shares,
         "classes_seen": int(np.sum(shares >= 0.01)),
-        "effective_classes": float(np.exp(entropy)),
+        "effective_classes": float(np.exp(entropy)) if counted else 0.0,
+        "counted": counted,
+        "low_confidence_share": 1.0 - counted / labels.size,
     }
 
 

@@ -80,6 +80,67 @@ def load_quality(mode: str) -> dict[str, dict[str, float]]:
     return {path.stem: load_notebook_quality(path) for path in paths}
 
 
+# --- One scale for every autoencoder: the figures notebooks 2-8 record, beside their PCA ------
+
+RECONSTRUCTION_FIGURES = {"rounded_accuracy": "rounded accuracy", "mse": "MSE",
+                          "cross_entropy": "cross-entropy"}
+# The Fashion-MNIST autoencoders (notebook 1's are on 3D toy data, another scale).
+AUTOENCODER_NOTEBOOKS = ("02", "03", "04", "05", "06", "07", "08")
+
+
+def _split_figure(name: str):
+    """'tied_pca_mse' -> ('tied', True, 'mse'); names that are no reconstruction score -> None."""
+    for figure in sorted(RECONSTRUCTION_FIGURES, key=len, reverse=True):
+        if name == figure or name.endswith("_" + figure):
+            prefix = name[: -len(figure)].rstrip("_")
+            is_pca = prefix == "pca" or prefix.endswith("_pca")
+            if is_pca:
+                prefix = prefix[: -len("pca")].rstrip("_")
+            return prefix, is_pca, figure
+    return None
+
+
+def tabulate_reconstructions(quality: dict, notebooks=AUTOENCODER_NOTEBOOKS):
+    """One row per recorded autoencoder: its scores beside PCA's, missing ones marked. NB 12.
+
+    `quality` is report.load_quality(run.mode). A figure named [model_][pca_]rounded_accuracy,
+    mse or cross_entropy is a reconstruction score (pca_ marks the PCA baseline with as many
+    components as codings); a notebook with no file, or with no such figure, gets one row saying
+    so instead of an error.
+    """
+    import pandas as pd
+
+    if not isinstance(quality, dict):
+        raise TypeError(f"quality must be the dict report.load_quality(run.mode) returns, got "
+                        f"{type(quality).__name__}.")
+    notebooks = [_check_notebook(notebook) for notebook in notebooks]
+    columns = [f"{prefix}{label}" for label in RECONSTRUCTION_FIGURES.values()
+               for prefix in ("", "PCA ")]
+    rows = []
+    for notebook in notebooks:
+        figures = quality.get(notebook)
+        if not isinstance(figures, dict) and figures is not None:
+            raise TypeError(f"quality[{notebook!r}] must be a dict of figures, got "
+                            f"{type(figures).__name__}; pass report.load_quality(run.mode).")
+        models: dict[str, dict] = {}
+        for name, value in (figures or {}).items():
+            split = _split_figure(name)
+            if split is None:
+                continue
+            model, is_pca, figure = split
+            label = ("PCA " if is_pca else "") + RECONSTRUCTION_FIGURES[figure]
+            models.setdefault(model, {})[label] = float(value)
+        if not models:
+            status = ("missing: run this notebook first" if figures is None
+                      else "recorded no reconstruction scores")
+            rows.append({"notebook": notebook, "model": "", "status": status})
+        for model, scores in sorted(models.items()):
+            rows.append({"notebook": notebook, "model": model.replace("_", " ") or "main",
+                         "status": "recorded", **scores})
+    table = pd.DataFrame(rows, columns=["notebook", "model", "status", *columns])
+    return table.set_index(["notebook", "model"])
+
+
 # --- Claims: what the prose says, checked on the run's own values ----------------------------
 
 def _check_notebook(notebook) -> str:

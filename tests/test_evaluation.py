@@ -194,3 +194,43 @@ def test_publishing_where_a_file_blocks_the_folder_says_what_to_move(smoke_run, 
     with pytest.raises(TypeError, match="saves a keras.Model"):
         evaluation.publish_model("decoder", "vae_decoder", smoke_run)
     assert sorted(path.name for path in model_dir.iterdir()) == ["published"]
+
+
+class _UnsureClassifier:
+    """Sure of class 7 for bright images, torn between 6 and 5 for dark ones."""
+
+    def predict(self, images, batch_size=None, verbose=0):
+        probabilities = np.zeros((len(images), 10))
+        bright = np.asarray(images).reshape(len(images), -1).mean(axis=1) > 0.5
+        probabilities[bright, 7] = 0.95
+        probabilities[bright, 0] = 0.05
+        probabilities[~bright, 6] = 0.55
+        probabilities[~bright, 5] = 0.45
+        return probabilities
+
+
+def test_judge_coverage_counts_only_confident_verdicts():
+    images = np.concatenate([np.ones((3, 28, 28)), np.zeros((1, 28, 28))])
+    labels, confidences = evaluation.classify_with_confidence(_UnsureClassifier(), images)
+    np.testing.assert_array_equal(labels, [7, 7, 7, 6])
+    np.testing.assert_allclose(confidences, [0.95, 0.95, 0.95, 0.55])
+    coverage = evaluation.judge_coverage(_UnsureClassifier(), images)
+    assert evaluation.JUDGE_MIN_CONFIDENCE > 0.55
+    assert coverage["counted"] == 3
+    assert coverage["low_confidence_share"] == pytest.approx(0.25)
+    assert coverage["classes_seen"] == 1
+    everything = evaluation.judge_coverage(_UnsureClassifier(), images, min_confidence=0.0)
+    assert everything["classes_seen"] == 2
+    with pytest.raises(ValueError, match="rescale tanh"):
+        evaluation.judge_coverage(_UnsureClassifier(), images * 2 - 1)
+
+
+def test_classify_with_confidence_agrees_with_the_judges_probabilities():
+    keras.utils.set_random_seed(0)
+    judge = evaluation.build_fashion_classifier()
+    images = np.random.default_rng(2).uniform(0, 1, (12, 28, 28)).astype("float32")
+    labels, confidences = evaluation.classify_with_confidence(judge, images)
+    probabilities = np.asarray(judge(images))
+    np.testing.assert_array_equal(labels, probabilities.argmax(axis=-1))
+    np.testing.assert_allclose(confidences, probabilities.max(axis=-1), rtol=1e-5)
+    np.testing.assert_array_equal(labels, evaluation.classify_images(judge, images))

@@ -274,3 +274,52 @@ def test_pca_reconstructions_match_scikit_learn_and_keep_the_shape():
 def test_pca_reconstructions_explain_bad_input(train, images, n_components, error, message):
     with pytest.raises(error, match=message):
         metrics.pca_reconstructions(train, images, n_components)
+
+
+def test_class_coverage_counts_only_confident_verdicts_and_reports_the_rest():
+    labels = np.array([0, 0, 1, 1, 2, 2, 3, 3])
+    confidences = np.array([0.99, 0.95, 0.9, 0.3, 0.85, 0.5, 0.2, 0.1])
+    coverage = metrics.class_coverage(labels, n_classes=4, confidences=confidences,
+                                      min_confidence=0.8)
+    np.testing.assert_array_equal(coverage["counts"], [2, 1, 1, 0])
+    np.testing.assert_allclose(coverage["shares"], [0.5, 0.25, 0.25, 0.0])
+    assert coverage["counted"] == 4
+    assert coverage["low_confidence_share"] == pytest.approx(0.5)
+    assert coverage["classes_seen"] == 3
+    expected = np.exp(-(0.5 * np.log(0.5) + 2 * 0.25 * np.log(0.25)))
+    assert coverage["effective_classes"] == pytest.approx(expected)
+    # The threshold is inclusive, and 0 counts every verdict, as without confidences.
+    assert metrics.class_coverage(labels, 4, confidences=confidences,
+                                  min_confidence=0.9)["counted"] == 3
+    everything = metrics.class_coverage(labels, 4, confidences=confidences)
+    without = metrics.class_coverage(labels, 4)
+    np.testing.assert_array_equal(everything["counts"], without["counts"])
+    assert everything["low_confidence_share"] == without["low_confidence_share"] == 0.0
+    assert without["counted"] == 8
+
+
+def test_class_coverage_with_no_confident_verdict_covers_nothing():
+    coverage = metrics.class_coverage(np.array([1, 2]), confidences=np.array([0.2, 0.3]),
+                                      min_confidence=0.8)
+    assert coverage["counted"] == 0
+    assert coverage["low_confidence_share"] == 1.0
+    assert coverage["classes_seen"] == 0
+    assert coverage["effective_classes"] == 0.0
+    np.testing.assert_array_equal(coverage["shares"], np.zeros(10))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"confidences": np.array([0.9])}, "one number per label"),
+        ({"confidences": np.array([0.9, 1.5])}, r"probabilities in \[0, 1\]"),
+        ({"confidences": np.array([0.9, -0.1])}, r"probabilities in \[0, 1\]"),
+        ({"confidences": np.array([0.9, np.nan])}, "NaN"),
+        ({"confidences": np.array([0.9, 0.8]), "min_confidence": 1.5}, "min_confidence"),
+        ({"confidences": np.array([0.9, 0.8]), "min_confidence": "high"}, "min_confidence"),
+        ({"min_confidence": 0.8}, "needs the confidences"),
+    ],
+)
+def test_class_coverage_rejects_bad_confidences(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        metrics.class_coverage(np.array([0, 1]), **arguments)

@@ -124,3 +124,39 @@ def test_a_damaged_claims_record_is_explained(quality_dir, smoke_run):
     path.write_text("{not json", encoding="utf-8")
     with pytest.raises(ValueError, match="not a readable claims record"):
         report.load_claims("smoke")
+
+
+def test_the_reconstruction_table_puts_each_model_beside_its_pca_and_marks_missing_ones():
+    quality = {
+        "02": {"mse": 0.0137, "pca_mse": 0.0150, "rounded_accuracy": 0.9355,
+               "pca_rounded_accuracy": 0.9354, "cross_entropy": 0.285},
+        "03": {"tied_rounded_accuracy": 0.932, "tied_pca_rounded_accuracy": 0.930,
+               "greedy_mse": 0.02},
+        "06": {"mse_plain_on_clean": 0.012},  # a figure that is no reconstruction score
+    }
+    table = report.tabulate_reconstructions(quality, notebooks=("02", "03", "06", "07"))
+    assert table.loc[("02", "main"), "MSE"] == 0.0137
+    assert table.loc[("02", "main"), "PCA MSE"] == 0.0150
+    assert table.loc[("02", "main"), "PCA rounded accuracy"] == 0.9354
+    assert np.isnan(table.loc[("02", "main"), "PCA cross-entropy"])
+    assert table.loc[("03", "tied"), "rounded accuracy"] == 0.932
+    assert table.loc[("03", "tied"), "PCA rounded accuracy"] == 0.930
+    assert table.loc[("03", "greedy"), "MSE"] == 0.02
+    assert table.loc[("06", ""), "status"] == "recorded no reconstruction scores"
+    assert table.loc[("07", ""), "status"] == "missing: run this notebook first"
+    assert list(table.columns) == ["status", "rounded accuracy", "PCA rounded accuracy", "MSE",
+                                   "PCA MSE", "cross-entropy", "PCA cross-entropy"]
+
+
+def test_the_reconstruction_table_reads_recorded_figures_and_refuses_bad_input(
+        quality_dir, smoke_run, capsys):
+    report.record_quality("04", smoke_run, rounded_accuracy=0.94, pca_rounded_accuracy=0.93)
+    table = report.tabulate_reconstructions(report.load_quality("smoke"))
+    assert table.loc[("04", "main"), "PCA rounded accuracy"] == 0.93
+    assert table.loc[("02", ""), "status"] == "missing: run this notebook first"
+    with pytest.raises(TypeError, match="load_quality"):
+        report.tabulate_reconstructions([("04", {})])
+    with pytest.raises(TypeError, match="load_quality"):
+        report.tabulate_reconstructions({"04": 0.93})
+    with pytest.raises(ValueError, match="two-digit"):
+        report.tabulate_reconstructions({}, notebooks=("4",))
