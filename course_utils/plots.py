@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import keras
 import matplotlib.pyplot as plt
 import numpy as np
 import plotly.graph_objects as go
@@ -406,5 +407,142 @@ def plot_style_mixing(row_sources, column_sources, mixed, value_range=(-1.0, 1.0
             spine.set_linewidth(2)
     axes[0, 0].text(0.5, 0.5, f"rows: {row_title}\ncolumns: {column_title}", ha="center",
                     va="center", fontsize=7, transform=axes[0, 0].transAxes, wrap=True)
+    fig.tight_layout()
+    return fig
+
+
+class StepLosses(keras.callbacks.Callback):
+    """Keeps a GAN's losses for every call of its train step, for plot_gan_losses. NB 9-10.
+
+    fit reports a running mean per epoch; each call's mean is recovered from two successive
+    running means. With steps_per_execution=k a call runs k steps, so each point is their mean.
+    """
+
+    def __init__(self, names=("d_loss", "g_loss")):
+        super().__init__()
+        if isinstance(names, str) or not names or not all(isinstance(n, str) for n in names):
+            raise TypeError(f"names must be a list of the loss names that train_step reports, "
+                            f"e.g. ('d_loss', 'g_loss'); got {names!r}.")
+        self.names = tuple(names)
+        self.steps, self.losses, self.epoch_ends = [], {name: [] for name in self.names}, []
+
+    def on_train_begin(self, logs=None):
+        self.steps, self.losses, self.epoch_ends = [], {name: [] for name in self.names}, []
+        self._epoch_start, self._done = 0, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = self.steps[-1] if self.steps else 0
+        self._done, self._totals = 0, dict.fromkeys(self.names, 0.0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        missing = [name for name in self.names if name not in logs]
+        if missing:
+            raise KeyError(f"train_step reports {sorted(logs)}, not {missing}; pass "
+                           "StepLosses(names=...) with names from that list.")
+        # With steps_per_execution=k, Keras calls this every k steps with batch = k*calls - 1,
+        # even when the epoch's last call runs fewer steps: cap at the epoch's length.
+        done = min(batch + 1, (self.params or {}).get("steps") or batch + 1)
+        if done <= self._done:
+            return
+        for name in self.names:
+            total = float(np.asarray(logs[name])) * done  # running mean -> running total
+            self.losses[name].append((total - self._totals[name]) / (done - self._done))
+            self._totals[name] = total
+        self._done = done
+        self.steps.append(self._epoch_start + done)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.steps:
+            self.epoch_ends.append(self.steps[-1])
+
+    def saved_arrays(self):
+        """The recorded losses as arrays, for checkpoints.once to save with the model."""
+        if not self.steps:
+            return {}
+        return {"steps": np.asarray(self.steps, dtype="int64"),
+                "epoch_ends": np.asarray(self.epoch_ends, dtype="int64"),
+                **{f"loss/{name}": np.asarray(values, dtype="float64")
+                   for name, values in self.losses.items()}}
+
+    def restore_arrays(self, arrays):
+        """Put back saved losses when a trained GAN is reloaded."""
+        if not arrays:
+            self.steps, self.losses, self.epoch_ends = [], {n: [] for n in self.names}, []
+            return
+        missing = [name for name in ("steps", "epoch_ends", *(f"loss/{n}" for n in self.names))
+                   if name not in arrays]
+        if missing:
+            raise ValueError(f"The saved losses lack {missing}; pass what saved_arrays() "
+                             "returned, or retrain (RETRAIN = True).")
+        self.steps = [int(step) for step in arrays["steps"]]
+        self.epoch_ends = [int(step) for step in arrays["epoch_ends"]]
+        self.losses = {name: [float(v) for v in arrays[f"loss/{name}"]] for name in self.names}
+
+
+def plot_gan_losses(losses, reference=None, title=None, window=None):
+    """A GAN's losses step by step, a running mean over `window` points, reference levels and the
+    ends of epochs. NB 9-10.
+
+    `losses` is a StepLosses callback after fit, or a mapping {"steps": [...], "<loss name>":
+    [...], "epoch_ends": [...] (optional)}; `reference` maps labels to levels, e.g.
+    {"ln 2": 0.693}.
+    """
+    if isinstance(losses, StepLosses):
+        curves = dict(losses.losses)
+        steps, epoch_ends = losses.steps, losses.epoch_ends
+    elif isinstance(losses, Mapping) and "steps" in losses:
+        curves = {name: values for name, values in losses.items()
+                  if name not in ("steps", "epoch_ends")}
+        steps, epoch_ends = losses["steps"], losses.get("epoch_ends", [])
+    else:
+        raise TypeError(f"plot_gan_losses expects a StepLosses callback passed to fit, or a dict "
+                        f"with 'steps' and one list per loss; got {type(losses).__name__}.")
+    steps = check_finite(steps, "steps").astype(float)
+    if steps.ndim != 1 or steps.size == 0:
+        raise ValueError(f"steps must be a non-empty list of step numbers, got shape "
+                         f"{steps.shape}; train for at least one step with the callback.")
+    if not curves:
+        raise ValueError("No losses to draw: pass at least one list of losses next to 'steps'.")
+    for name, values in curves.items():
+        curve = check_finite(values, f"losses[{name!r}]")
+        if curve.shape != steps.shape:
+            raise ValueError(f"losses[{name!r}] has {curve.size} values for {steps.size} steps; "
+                             "pass one loss per recorded step.")
+    if reference is not None and not isinstance(reference, Mapping):
+        raise TypeError(f"reference must map labels to levels, e.g. {{'ln 2': 0.693}}; got "
+                        f"{type(reference).__name__}.")
+    for label, level in (reference or {}).items():
+        check_number(level, f"reference[{label!r}]")
+    window = max(1, steps.size // 50) if window is None else check_count(window, "window", 1)
+    fig, ax = plt.subplots(figsize=(10, 3.8))
+    for index, (name, values) in enumerate(curves.items()):
+        colour = f"C{index}"
+        values = np.asarray(values, dtype=float)
+        ax.plot(steps, values, color=colour, linewidth=0.6, alpha=0.45,
+                label=f"{name}, each step" if steps.size < 2 or steps[1] - steps[0] == 1
+                else f"{name}, each call")
+        if window > 1 and values.size >= window:
+            smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+            ax.plot(steps[window - 1:], smooth, color=colour, linewidth=2,
+                    label=f"{name}, mean of the last {window}")
+    for end in epoch_ends[:-1]:
+        ax.axvline(end, color="0.8", linewidth=0.8, zorder=0)
+    for label, level in (reference or {}).items():
+        ax.axhline(level, color="0.2", linestyle="--", linewidth=1.2, label=label)
+    # The first steps of a GAN can spike far above the rest: scale the axis to 99.5% of the
+    # points (and the references), and say what is off the scale.
+    everything = np.concatenate([np.asarray(values, dtype=float) for values in curves.values()])
+    top = 1.15 * max(float(np.percentile(everything, 99.5)), *(reference or {0: 0}).values())
+    if everything.max() > top:
+        ax.set_ylim(min(0.0, float(everything.min())), top)
+        ax.text(0.01, 0.97, f"off the scale: a few points up to {everything.max():.2f}",
+                transform=ax.transAxes, fontsize=8, va="top", color="0.35")
+    ax.set_xlabel("training step" + (" (grey lines: ends of epochs)" if len(epoch_ends) > 1
+                                     else ""))
+    ax.set_ylabel("loss")
+    ax.legend(fontsize=8, ncols=2)
+    if title:
+        ax.set_title(title)
     fig.tight_layout()
     return fig

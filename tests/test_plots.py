@@ -2,6 +2,7 @@
 
 from types import SimpleNamespace
 
+import keras
 import matplotlib.pyplot as plt
 import numpy as np
 import plotly.graph_objects as go
@@ -202,3 +203,113 @@ def test_style_mixing_table_puts_sources_on_the_edges():
     plt.close(fig)
     with pytest.raises(ValueError, match="rows, columns"):
         plots.plot_style_mixing(rows, columns, np.zeros((3, 2, 4, 4)))
+
+
+def _feed(recorder, per_step, every=1, epochs=1):
+    """Hand the recorder fit's running means, as Keras does once per call of `every` steps."""
+    recorder.on_train_begin()
+    for epoch in range(epochs):
+        recorder.on_epoch_begin(epoch)
+        values = np.asarray(per_step[epoch], dtype=float)
+        for done in [*range(every, len(values) + 1, every), len(values)]:
+            recorder.on_train_batch_end(done - 1, {"d_loss": values[:done].mean(),
+                                                   "g_loss": 2 * values[:done].mean()})
+        recorder.on_epoch_end(epoch)
+
+
+def test_step_losses_recover_each_step_from_running_means():
+    per_step = [[0.9, 0.5, 0.7, 0.6, 0.8], [0.4, 1.0, 0.3]]
+    recorder = plots.StepLosses()
+    _feed(recorder, per_step, epochs=2)
+    np.testing.assert_allclose(recorder.losses["d_loss"], [*per_step[0], *per_step[1]])
+    np.testing.assert_allclose(recorder.losses["g_loss"], 2 * np.array(sum(per_step, [])))
+    assert recorder.steps == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert recorder.epoch_ends == [5, 8]
+
+
+def test_step_losses_average_the_steps_of_one_call():
+    # steps_per_execution=2 over 5 steps: calls after steps 2, 4 and 5.
+    recorder = plots.StepLosses()
+    _feed(recorder, [[0.9, 0.5, 0.7, 0.6, 0.8]], every=2)
+    np.testing.assert_allclose(recorder.losses["d_loss"], [0.7, 0.65, 0.8])
+    assert recorder.steps == [2, 4, 5]
+
+
+def test_step_losses_match_keras_fit_and_survive_a_save():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(loss="mse", optimizer="sgd", steps_per_execution=2)
+    X = np.random.default_rng(0).random((40, 3)).astype("float32")
+    recorder = plots.StepLosses(names=("loss",))
+    history = model.fit(X, X[:, :1], batch_size=4, epochs=2, verbose=0, callbacks=[recorder])
+    assert recorder.steps == [2, 4, 6, 8, 10, 12, 14, 16, 18, 20]
+    # Each point is the mean of 2 steps, so the epoch's points average to fit's epoch loss.
+    np.testing.assert_allclose(np.mean(recorder.losses["loss"][:5]), history.history["loss"][0],
+                               rtol=1e-5)
+    copy = plots.StepLosses(names=("loss",))
+    copy.restore_arrays(recorder.saved_arrays())
+    assert copy.steps == recorder.steps and copy.epoch_ends == [10, 20]
+    np.testing.assert_allclose(copy.losses["loss"], recorder.losses["loss"])
+
+
+def test_step_losses_count_a_short_last_call_by_its_real_steps():
+    # 9 steps per epoch, 4 per call: Keras reports batch 3, 7 and 11, but the last call ran 1.
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(loss="mse", optimizer="sgd", steps_per_execution=4)
+    X = np.random.default_rng(0).random((36, 3)).astype("float32")
+    recorder = plots.StepLosses(names=("loss",))
+    history = model.fit(X, X[:, :1], batch_size=4, epochs=2, verbose=0, callbacks=[recorder])
+    assert recorder.steps == [4, 8, 9, 13, 17, 18] and recorder.epoch_ends == [9, 18]
+    weights = np.array([4, 4, 1])
+    np.testing.assert_allclose(np.dot(recorder.losses["loss"][3:], weights) / 9,
+                               history.history["loss"][1], rtol=1e-5)
+
+
+def test_step_losses_explain_bad_input():
+    with pytest.raises(TypeError, match="names must be a list"):
+        plots.StepLosses(names="d_loss")
+    recorder = plots.StepLosses()
+    recorder.on_train_begin()
+    recorder.on_epoch_begin(0)
+    with pytest.raises(KeyError, match="StepLosses\\(names=...\\)"):
+        recorder.on_train_batch_end(0, {"loss": 0.5})
+    with pytest.raises(ValueError, match="lack"):
+        recorder.restore_arrays({"steps": np.arange(3)})
+
+
+def test_gan_losses_plot_draws_every_step_the_running_mean_and_the_reference():
+    rng = np.random.default_rng(0)
+    losses = {"steps": np.arange(1, 201), "epoch_ends": [100, 200],
+              "d_loss": 0.69 + 0.1 * rng.standard_normal(200),
+              "g_loss": 0.69 + 0.2 * rng.standard_normal(200)}
+    fig = plots.plot_gan_losses(losses, reference={"ln 2": np.log(2)}, title="tug", window=10)
+    ax = fig.axes[0]
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert "d_loss, each step" in labels and "g_loss, mean of the last 10" in labels
+    reference = ax.get_lines()[labels.index("ln 2")]
+    np.testing.assert_allclose(reference.get_ydata(), [np.log(2)] * 2)
+    smooth = ax.get_lines()[labels.index("d_loss, mean of the last 10")]
+    np.testing.assert_allclose(smooth.get_ydata()[0], losses["d_loss"][:10].mean())
+    assert ax.get_title() == "tug"
+    assert any(line.get_xdata()[0] == 100 for line in ax.get_lines())  # the epoch boundary
+    assert not ax.texts  # nothing off the scale
+
+
+def test_gan_losses_plot_keeps_a_first_spike_from_flattening_the_rest():
+    losses = {"steps": np.arange(1, 401), "d_loss": np.r_[5.0, np.full(399, 0.5)],
+              "g_loss": np.full(400, 1.3)}
+    fig = plots.plot_gan_losses(losses, reference={"ln 2": np.log(2)})
+    ax = fig.axes[0]
+    assert ax.get_ylim()[1] < 2 and "up to 5.00" in ax.texts[0].get_text()
+
+
+def test_gan_losses_plot_explains_bad_input():
+    with pytest.raises(TypeError, match="StepLosses"):
+        plots.plot_gan_losses([0.1, 0.2])
+    with pytest.raises(ValueError, match="one loss per recorded step"):
+        plots.plot_gan_losses({"steps": [1, 2, 3], "d_loss": [0.1, 0.2]})
+    with pytest.raises(ValueError, match="non-empty"):
+        plots.plot_gan_losses({"steps": [], "d_loss": []})
+    with pytest.raises(TypeError, match="reference must map"):
+        plots.plot_gan_losses({"steps": [1], "d_loss": [0.1]}, reference=0.69)
