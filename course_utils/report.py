@@ -135,8 +135,9 @@ def tabulate_reconstructions(quality: dict, notebooks=AUTOENCODER_NOTEBOOKS):
                       else "recorded no reconstruction scores")
             rows.append({"notebook": notebook, "model": "", "status": status})
         for model, scores in sorted(models.items()):
-            rows.append({"notebook": notebook, "model": model.replace("_", " ") or "main",
-                         "status": "recorded", **scores})
+            own = any(not label.startswith("PCA ") for label in scores)
+            name = model.replace("_", " ") or ("main" if own else "PCA baseline")
+            rows.append({"notebook": notebook, "model": name, "status": "recorded", **scores})
     table = pd.DataFrame(rows, columns=["notebook", "model", "status", *columns])
     return table.set_index(["notebook", "model"])
 

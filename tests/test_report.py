@@ -143,6 +143,8 @@ def test_the_reconstruction_table_puts_each_model_beside_its_pca_and_marks_missi
     assert table.loc[("03", "tied"), "PCA rounded accuracy"] == 0.930
     assert table.loc[("03", "greedy"), "MSE"] == 0.02
     assert table.loc[("06", ""), "status"] == "recorded no reconstruction scores"
+    only_pca = report.tabulate_reconstructions({"03": {"pca_rounded_accuracy": 0.93}}, ("03",))
+    assert only_pca.loc[("03", "PCA baseline"), "PCA rounded accuracy"] == 0.93
     assert table.loc[("07", ""), "status"] == "missing: run this notebook first"
     assert list(table.columns) == ["status", "rounded accuracy", "PCA rounded accuracy", "MSE",
                                    "PCA MSE", "cross-entropy", "PCA cross-entropy"]
