@@ -541,7 +541,9 @@ def plot_gan_losses(losses, reference=None, title=None, window=None):
     ax.set_xlabel("training step" + (" (grey lines: ends of epochs)" if len(epoch_ends) > 1
                                      else ""))
     ax.set_ylabel("loss")
-    ax.legend(fontsize=8, ncols=2)
+    # Below the axes: inside, it would hide the very swings the plot is for.
+    ax.legend(fontsize=8, ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.16),
+              frameon=False)
     if title:
         ax.set_title(title)
     fig.tight_layout()
