@@ -109,7 +109,7 @@ def principal_angles(basis_a, basis_b, *, degrees: bool = True) -> np.ndarray:
 
 
 def reconstruction_mse(originals, reconstructions) -> float:
-    """Mean squared error over every value of two same-shaped arrays. Notebooks 1, 6 and 12."""
+    """Mean squared error over every value of two same-shaped arrays. Notebooks 1 and 6."""
     x = check_finite(originals, "originals").astype(np.float64)
     x_hat = check_finite(reconstructions, "reconstructions").astype(np.float64)
     if x.shape != x_hat.shape:
@@ -126,7 +126,7 @@ CROSS_ENTROPY_EPSILON = 1e-7  # Keras clips predictions to [eps, 1 - eps] the sa
 
 
 def reconstruction_scores(images, reconstructions) -> dict[str, float]:
-    """Rounded accuracy, MSE and binary cross-entropy of reconstructions in [0, 1]. NB 2-7.
+    """Rounded accuracy, MSE and binary cross-entropy of reconstructions in [0, 1]. NB 2-8.
 
     The three numbers every autoencoder and its baselines (PCA, the mean image) are compared on,
     each averaged over every pixel of every image.
@@ -148,7 +148,7 @@ def reconstruction_scores(images, reconstructions) -> dict[str, float]:
 
 
 def pca_reconstructions(train_images, images, n_components: int, seed: int | None = None):
-    """PCA fitted on train_images, then images projected and mapped back, clipped to [0, 1]. NB 2-7.
+    """PCA fitted on train_images, then images projected and mapped back, clipped to [0, 1]. NB 2-8.
 
     The baseline beside every autoencoder: the best linear code with as many numbers as its codings.
     """

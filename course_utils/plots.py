@@ -31,7 +31,7 @@ def _history_dict(history) -> Mapping[str, Sequence[float]]:
 
 
 def plot_learning_curves(history, metrics=("loss",), reference=None, title=None, log_y=False):
-    """Training and validation curves per epoch, one panel per metric. Notebooks 1-10."""
+    """Training and validation curves per epoch, one panel per metric. Notebooks 1-5 and 8."""
     values = _history_dict(history)
     metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
     if not metrics:
@@ -89,7 +89,7 @@ def _check_titles(titles, count):
 
 
 def plot_image_grid(images, n_cols=10, titles=None, value_range=(0.0, 1.0), size=1.2, title=None):
-    """Images in a grid, no axes; value_range=(-1, 1) for tanh outputs. Notebooks 0 and 2-12."""
+    """Images in a grid, no axes; value_range=(-1, 1) for tanh outputs. NB 0, 2, 4, 6-11."""
     n_cols = check_count(n_cols, "n_cols", 1)
     size = check_number(size, "size", positive=True)
     value_range = check_range_pair(value_range)
@@ -114,7 +114,7 @@ def plot_image_grid(images, n_cols=10, titles=None, value_range=(0.0, 1.0), size
 
 
 def plot_reconstructions(originals, reconstructions, n_images=8, value_range=(0.0, 1.0)):
-    """Originals on the top row, their reconstructions underneath. Notebooks 2-8 and 12."""
+    """Originals on the top row, their reconstructions underneath. Notebooks 2-5 and 8."""
     n_images = check_count(n_images, "n_images", 1)
     value_range = check_range_pair(value_range)
     top = _as_image_batch(originals, value_range, "originals")[:n_images]
@@ -193,7 +193,7 @@ def _plane_surface(cloud, origin, basis, name="plane"):
 
 
 def plot_embedding_2d(points, labels=None, class_names=None, title=None, ax=None, size=4):
-    """2D points coloured by class, with a legend of class names. Notebooks 1, 2, 8 and 12."""
+    """2D points coloured by class, with a legend of class names. Notebooks 1 and 2."""
     xy = check_finite(points, "points").astype(float)
     if xy.ndim != 2 or xy.shape[1] != 2 or len(xy) == 0:
         raise ValueError(f"Expected at least one 2-D point shaped (n, 2), got {xy.shape}; pass "
@@ -233,7 +233,7 @@ def plot_embedding_2d(points, labels=None, class_names=None, title=None, ax=None
 
 def plot_autoencoder_diagram(layer_sizes=(784, 100, 30, 100, 784), coding_index=None, *,
                              labels=("input x", "codings s = E(x)", "reconstruction x̂")):
-    """Layers as bars whose height grows with log2(width + 1): encoder, codings, decoder. NB 0-3.
+    """Layers as bars, height growing with log2(width + 1): encoder, codings, decoder. NB 0, 2, 3.
 
     `labels` names the input, the codings and the output (notebook 3's second phase autoencodes
     codings, not images).
@@ -283,7 +283,7 @@ def plot_autoencoder_diagram(layer_sizes=(784, 100, 30, 100, 784), coding_index=
 def live_image_grid(
     n_images=30, n_cols=10, value_range=(0.0, 1.0), size=0.9, title="Epoch {epoch}"
 ):
-    """A show(images, epoch) function that redraws one grid in place, for GanProgress. NB 9-11."""
+    """A show(images, epoch) function that redraws one grid in place, for GanProgress. NB 9-10."""
     from IPython.display import display
 
     n_images = check_count(n_images, "n_images", 1)
