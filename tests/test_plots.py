@@ -235,13 +235,19 @@ def test_step_losses_average_the_steps_of_one_call():
     assert recorder.steps == [2, 4, 5]
 
 
-def test_step_losses_match_keras_fit_and_survive_a_save():
+def _fit_recording_steps(steps_per_execution, n_examples):
+    """A tiny model fitted for 2 epochs of 4-example batches with a StepLosses recorder."""
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
-    model.compile(loss="mse", optimizer="sgd", steps_per_execution=2)
-    X = np.random.default_rng(0).random((40, 3)).astype("float32")
+    model.compile(loss="mse", optimizer="sgd", steps_per_execution=steps_per_execution)
+    X = np.random.default_rng(0).random((n_examples, 3)).astype("float32")
     recorder = plots.StepLosses(names=("loss",))
     history = model.fit(X, X[:, :1], batch_size=4, epochs=2, verbose=0, callbacks=[recorder])
+    return recorder, history
+
+
+def test_step_losses_match_keras_fit_and_survive_a_save():
+    recorder, history = _fit_recording_steps(2, 40)
     assert recorder.steps == [2, 4, 6, 8, 10, 12, 14, 16, 18, 20]
     # Each point is the mean of 2 steps, so the epoch's points average to fit's epoch loss.
     np.testing.assert_allclose(np.mean(recorder.losses["loss"][:5]), history.history["loss"][0],
@@ -254,12 +260,7 @@ def test_step_losses_match_keras_fit_and_survive_a_save():
 
 def test_step_losses_count_a_short_last_call_by_its_real_steps():
     # 9 steps per epoch, 4 per call: Keras reports batch 3, 7 and 11, but the last call ran 1.
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
-    model.compile(loss="mse", optimizer="sgd", steps_per_execution=4)
-    X = np.random.default_rng(0).random((36, 3)).astype("float32")
-    recorder = plots.StepLosses(names=("loss",))
-    history = model.fit(X, X[:, :1], batch_size=4, epochs=2, verbose=0, callbacks=[recorder])
+    recorder, history = _fit_recording_steps(4, 36)
     assert recorder.steps == [4, 8, 9, 13, 17, 18] and recorder.epoch_ends == [9, 18]
     weights = np.array([4, 4, 1])
     np.testing.assert_allclose(np.dot(recorder.losses["loss"][3:], weights) / 9,
