@@ -173,7 +173,8 @@ def notebook_paths(selected: list[str]) -> list[Path]:
     """The selected notebooks, or every numbered course notebook."""
     if selected:
         return [Path(name).resolve() for name in selected]
-    return sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    return sorted([*(REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"),
+                   *(REPO_ROOT / "notebooks" / "solutions").glob("[0-9][0-9]_*.ipynb")])
 
 
 def _shown(path: Path) -> str:

@@ -1,0 +1,104 @@
+"""Plumbing for the solutions notebooks (notebooks/solutions/): run a chapter quietly, then solve.
+
+A solutions notebook starts with `run_chapter("NN")`: every code cell of chapter NN runs in the
+same kernel with its output hidden, so the chapter's data, functions and trained models are at
+hand, reloaded through the train-once cache (checkpoints.once) instead of trained again. Only
+what an exercise changes then trains afresh.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+# No TensorFlow import here: the chapter's first cell imports it quietly (config.setup).
+CHAPTERS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+PARAMETERS_TAG = "parameters"
+
+
+class ChapterError(RuntimeError):
+    """A chapter's cell failed while a solutions notebook ran it quietly."""
+
+
+@dataclass(frozen=True)
+class ChapterRun:
+    """What running a chapter quietly did: its file, time, and models reloaded or trained."""
+
+    path: Path
+    seconds: float
+    reloaded: int
+    trained: int
+
+    def __str__(self) -> str:
+        models = (f"{self.reloaded} trained model{'s' * (self.reloaded != 1)} reloaded, "
+                  f"{self.trained} trained afresh")
+        return f"Ran {self.path.name} quietly in {self.seconds:.0f} s: {models}."
+
+
+def chapter_path(chapter: str, chapters_dir: Path = CHAPTERS_DIR) -> Path:
+    """The notebook of chapter "NN" (two digits). Solutions notebooks."""
+    if not (isinstance(chapter, str) and len(chapter) == 2 and chapter.isdigit()):
+        raise ValueError(f'chapter must be the two-digit number of a notebook, e.g. "02"; '
+                         f"got {chapter!r}.")
+    matches = sorted(Path(chapters_dir).glob(f"{chapter}_*.ipynb"))
+    if len(matches) != 1:
+        found = ", ".join(path.name for path in matches) or "none"
+        raise FileNotFoundError(f"Expected one notebook {chapter}_*.ipynb in {chapters_dir}, "
+                                f"found {found}.")
+    return matches[0]
+
+
+def _check_switch(name: str, value, allowed: tuple) -> None:
+    if value is not None and not isinstance(value, allowed):
+        raise TypeError(f"{name} must be None (the chapter's own setting) or "
+                        f"{' or '.join(kind.__name__ for kind in allowed)}, got {value!r}.")
+
+
+def run_chapter(chapter: str, mode: str | None = None, retrain: bool | None = None, *,
+                shell=None, chapters_dir: Path = CHAPTERS_DIR) -> ChapterRun:
+    """Run chapter NN's code cells quietly in this kernel, with this notebook's switches.
+
+    `mode` and `retrain` replace the chapter's COURSE_MODE and RETRAIN right after its
+    parameters cell (None keeps the chapter's: the COURSE_MODE environment variable, or
+    "default"). The result says how long it took and how many models were reloaded or
+    trained. Every solutions notebook calls it first.
+    """
+    import matplotlib.pyplot as plt
+    import nbformat
+    from IPython import get_ipython
+    from IPython.utils.capture import capture_output
+
+    _check_switch("mode", mode, (str,))
+    _check_switch("retrain", retrain, (bool,))
+    path = chapter_path(chapter, chapters_dir)
+    shell = shell if shell is not None else get_ipython()
+    if shell is None:
+        raise RuntimeError("run_chapter runs a chapter inside a Jupyter (IPython) kernel; open "
+                           "the solutions notebook in JupyterLab, or run the chapter itself.")
+    cells = [cell for cell in nbformat.read(path, as_version=4).cells
+             if cell.cell_type == "code"]
+    started, error, failed_cell = time.perf_counter(), None, 0
+    with capture_output() as captured:
+        for number, cell in enumerate(cells, start=1):
+            result = shell.run_cell(cell.source, silent=True, store_history=False)
+            plt.close("all")  # its figures were hidden with the rest of its output
+            error = result.error_before_exec or result.error_in_exec
+            if error is not None:
+                failed_cell = number
+                break
+            if PARAMETERS_TAG in cell.metadata.get("tags", []):
+                if mode is not None:
+                    shell.user_ns["COURSE_MODE"] = mode
+                if retrain is not None:
+                    shell.user_ns["RETRAIN"] = retrain
+    if error is not None:
+        raise ChapterError(
+            f"{path.name} stopped in its code cell {failed_cell} of {len(cells)} with "
+            f"{type(error).__name__}: {error}. Open {path.name} and run it to see where; this "
+            "notebook needs it to run first.") from error
+    from course_utils.checkpoints import RELOADED_LINE, TRAINED_LINE
+
+    return ChapterRun(path=path, seconds=time.perf_counter() - started,
+                      reloaded=captured.stdout.count(RELOADED_LINE),
+                      trained=captured.stdout.count(TRAINED_LINE))
