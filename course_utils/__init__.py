@@ -9,7 +9,8 @@ Modules, by role:
     training    the two-phase GAN model, experience replay, GAN progress snapshots
     evaluation  the judge classifier for generated images, published models
     checkpoints train once, reload after: `once(run, nb, name, model).fit(...)` (plumbing)
-    report      headline quality figures for the benchmark (plumbing)
+    report      headline quality figures for the benchmark, claims checked in the run (plumbing)
+    solutions   run a chapter quietly before its exercises' solutions (plumbing)
     checks      the checks behind every clear error on bad input (plumbing)
 
 The lessons themselves (models, losses, training loops) live in the notebooks.

@@ -4,7 +4,13 @@ import math
 
 import nbformat
 import pytest
-from benchmark import format_quality_table, format_table, plot_times
+from benchmark import (
+    exercise_parts,
+    format_exercise_table,
+    format_quality_table,
+    format_table,
+    plot_times,
+)
 from run_notebooks import NotebookRun, execute_notebook, save_outputs
 
 from course_utils import checkpoints
@@ -69,6 +75,41 @@ def test_benchmark_table_has_a_row_per_notebook_and_columns_per_mode(tmp_path):
                         "| default peak (MiB) |")
     assert lines[2] == "| 00_a.ipynb | 1.2 | 512 | 10.0 | 900 |"
     assert lines[3] == "| 01_b.ipynb | FAILED |  |  |  |"
+
+
+def _solutions_run(tmp_path, mode, seconds):
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_markdown_cell("# Solutions to notebook 3: x"),
+        nbformat.v4.new_code_cell("chapter = ..."),
+        nbformat.v4.new_markdown_cell("## Exercise 1\n\n*Do it.*"),
+        nbformat.v4.new_code_cell("a = 1"),
+        nbformat.v4.new_code_cell("b = 2"),
+        nbformat.v4.new_markdown_cell("## Exercise 2"),
+        nbformat.v4.new_code_cell("c = 3"),
+    ]
+    notebook.cells[4].outputs = [nbformat.v4.new_output(
+        "stream", name="stdout", text="Checked in this run: exercise 1: a (x 1).\n"
+        "In this run, this did not hold: exercise 1: b.\nother text\n")]
+    return NotebookRun(tmp_path / "03_x_solutions.ipynb", mode, executed=notebook,
+                       seconds=sum(seconds.values()), cell_seconds=seconds)
+
+
+def test_each_exercise_gets_its_cells_time_and_its_claims(tmp_path):
+    run = _solutions_run(tmp_path, "default", {1: 20.0, 3: 1.5, 4: 2.0, 6: 0.25})
+    assert exercise_parts(run) == {
+        "running the chapter quietly": {"seconds": 20.0, "claims": 0, "held": 0},
+        "exercise 1": {"seconds": 3.5, "claims": 2, "held": 1},
+        "exercise 2": {"seconds": 0.25, "claims": 0, "held": 0}}
+    runs = [run, _solutions_run(tmp_path, "smoke", {1: 2.0, 3: 0.1, 4: 0.1, 6: 0.1}),
+            NotebookRun(tmp_path / "03_x.ipynb", "default", seconds=5.0)]
+    lines = format_exercise_table(runs).splitlines()
+    assert lines[0] == ("| solutions notebook | part | default time (s) | default claims held "
+                        "| smoke time (s) | smoke claims held |")
+    assert lines[3] == "| 03_x_solutions.ipynb | exercise 1 | 3.5 | 1 of 2 | 0.2 | 1 of 2 |"
+    assert lines[4] == "| 03_x_solutions.ipynb | exercise 2 | 0.2 | - | 0.1 | - |"
+    assert len(lines) == 5  # the chapter's own run is not a solutions notebook
+    assert format_exercise_table(runs[2:]) == "(no solutions notebook was run)"
 
 
 def test_benchmark_quality_table_and_time_plot(tmp_path):

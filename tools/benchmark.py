@@ -10,7 +10,10 @@
 Times exclude kernel start and the TensorFlow import (see run_notebooks.py). The table is
 printed as Markdown and also written to build/benchmark/notebooks.md, with a plot of the times
 (notebooks.png) and the quality figures the notebooks recorded during this run
-(`report.record_quality`: PCA angle, reconstruction accuracy, FID, coverage, AUC...). The GAN
+(`report.record_quality`: PCA angle, reconstruction accuracy, FID, coverage, AUC...). The
+solutions notebooks run after their chapters; build/benchmark/solutions.md times each exercise's
+solution (its cells, and the quiet run of the chapter before them) and counts the claims it
+checked and how many held. The GAN
 training-speed comparison (gan_speed.py: the compiled train_step against the textbook
 train_on_batch loop, side by side) goes to build/benchmark/gan_speed.md.
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shutil
 
 from gan_speed import format_gan_speed, measure_gan_speed
@@ -80,6 +84,52 @@ def format_quality_table(quality_by_mode) -> str:
         values = [quality_by_mode[mode].get(notebook, {}).get(name) for mode in modes]
         cells = ["" if value is None else f"{value:.4g}" for value in values]
         rows.append(f"| {notebook} | {name} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+EXERCISE_HEADING = re.compile(r"^## Exercise (\d+)\s*$", re.MULTILINE)
+CHAPTER_PART = "running the chapter quietly"
+CLAIM_LINES = ("Checked in this run: ", "In this run, this did not hold: ")
+
+
+def exercise_parts(run) -> dict[str, dict[str, float]]:
+    """A solutions notebook's time and claims per part: the chapter's quiet run, each exercise."""
+    parts: dict[str, dict[str, float]] = {}
+    part = CHAPTER_PART
+    for index, cell in enumerate(run.executed.cells if run.executed is not None else []):
+        if cell.cell_type == "markdown":
+            heading = EXERCISE_HEADING.search(cell.source)
+            if heading:
+                part = f"exercise {heading.group(1)}"
+            continue
+        entry = parts.setdefault(part, {"seconds": 0.0, "claims": 0, "held": 0})
+        entry["seconds"] += run.cell_seconds.get(index, 0.0)
+        for line in "".join(_printed_texts(cell)).splitlines():
+            entry["claims"] += line.startswith(CLAIM_LINES)
+            entry["held"] += line.startswith(CLAIM_LINES[0])
+    return parts
+
+
+def format_exercise_table(runs) -> str:
+    """A Markdown table: per solutions notebook and part, seconds and claims held, per mode."""
+    solved = [run for run in runs if run.path.stem.endswith("_solutions")]
+    modes = list(dict.fromkeys(run.mode for run in solved))
+    if not solved:
+        return "(no solutions notebook was run)"
+    by_key = {(run.path.name, run.mode): exercise_parts(run) for run in solved}
+    rows = ["| solutions notebook | part | "
+            + " | ".join(f"{mode} time (s) | {mode} claims held" for mode in modes) + " |",
+            "|---|---|" + "---:|---:|" * len(modes)]
+    for name in dict.fromkeys(run.path.name for run in solved):
+        labels = dict.fromkeys(label for mode in modes for label in by_key.get((name, mode), {}))
+        for label in labels:
+            cells = []
+            for mode in modes:
+                entry = by_key.get((name, mode), {}).get(label)
+                cells += (["", ""] if entry is None else [
+                    f"{entry['seconds']:.1f}",
+                    f"{entry['held']} of {entry['claims']}" if entry["claims"] else "-"])
+            rows.append(f"| {name} | {label} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
@@ -216,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
         text = (f"Notebook benchmark on {machine}\n\n{format_table(runs)}\n\n"
                 f"Quality figures recorded by the notebooks\n\n{quality}\n")
         (REPORT_DIR / "notebooks.md").write_text(text, encoding="utf-8")
+        exercises = f"Exercise solutions on {machine}\n\n{format_exercise_table(runs)}\n"
+        (REPORT_DIR / "solutions.md").write_text(exercises, encoding="utf-8")
+        print("\n" + exercises, flush=True)
         plot_times(runs, REPORT_DIR / "notebooks.png")
         print("\n" + text, flush=True)
 

@@ -5,8 +5,10 @@
     python tools/build_site.py --mode smoke --execute        # both steps in one
 
 For every build/executed/<mode>/NN_*.ipynb it writes NN_*.html (the JupyterLab look, with an
-"index | previous | next" bar) and NN_*.slides.html (a reveal.js deck), and index.html lists the
-chapters in order. reveal.js, require.js, jQuery and MathJax are copied into _static/, links
+"index | previous | next" bar) and, for a chapter, NN_*.slides.html (a reveal.js deck); a
+chapter's solutions notebook (NN_*_solutions) gets a page, right after its chapter, and no deck.
+index.html lists the chapters in order, each with its deck and its solutions. reveal.js,
+require.js, jQuery and MathJax are copied into _static/, links
 between notebooks point at their pages, and the build fails if a page would still load
 anything from another host. Cells without a slide type get one from tools/slide_metadata.py's
 rules, so every deck is cut into slides even before the notebooks carry the metadata.
@@ -46,7 +48,10 @@ SITE_DIR = REPO_ROOT / "build" / "site"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "site_templates"
 COURSE_TITLE = "Autoencoders and GANs, hands-on"
 
-NOTEBOOK_LINK = re.compile(r'href="(\d\d_[\w-]+)\.ipynb(#[^"]*)?"')
+# Chapters link to solutions/NN_name_solutions.ipynb, solutions to ../NN_name.ipynb: on the site
+# every page lies in one folder.
+NOTEBOOK_LINK = re.compile(r'href="(?:solutions/|\.\./)?(\d\d_[\w-]+)\.ipynb(#[^"]*)?"')
+SOLUTIONS_SUFFIX = "_solutions"
 # Plotly's notebook renderer adds a MathJax 3 <script> from a CDN to every figure; the pages
 # already load MathJax 2 locally, which Plotly uses too, so the CDN copy is dropped.
 CDN_MATHJAX_SCRIPT = re.compile(
@@ -75,6 +80,10 @@ class Chapter:
         return self.source.stem
 
     @property
+    def is_solutions(self) -> bool:
+        return self.stem.endswith(SOLUTIONS_SUFFIX)
+
+    @property
     def page(self) -> str:
         return f"{self.stem}.html"
 
@@ -100,8 +109,13 @@ def remote_loads(page: str) -> list[str]:
 
 
 def rewrite_notebook_links(page: str, suffix: str) -> str:
-    """Point links to NN_name.ipynb at the built NN_name<suffix> instead."""
-    return NOTEBOOK_LINK.sub(lambda m: f'href="{m.group(1)}{suffix}{m.group(2) or ""}"', page)
+    """Point links to NN_name.ipynb at the built NN_name<suffix> instead (solutions: a page)."""
+    def target(match: re.Match) -> str:
+        stem = match.group(1)
+        ending = ".html" if stem.endswith(SOLUTIONS_SUFFIX) else suffix  # no deck for solutions
+        return f'href="{stem}{ending}{match.group(2) or ""}"'
+
+    return NOTEBOOK_LINK.sub(target, page)
 
 
 def without_cdn_scripts(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -127,7 +141,7 @@ def navigation(chapters: list[Chapter], index: int, slides: bool, css_class: str
     if index + 1 < len(chapters):
         after = chapters[index + 1]
         links.append(f'<a href="{after.page}" rel="next">next: {html.escape(after.title)}</a>')
-    if slides:
+    if slides and not chapters[index].is_solutions:
         links.append(f'<a href="{chapters[index].slides}">slides</a>')
     separator = '<span class="sep">|</span>'
     return f'<nav class="course-nav {css_class}">{separator.join(links)}</nav>'
@@ -135,11 +149,17 @@ def navigation(chapters: list[Chapter], index: int, slides: bool, css_class: str
 
 def index_page(chapters: list[Chapter], mode: str) -> str:
     """The site's front page: the course title, the run mode and the chapters in order."""
-    rows = "\n".join(
-        f'      <li><a class="chapter" href="{chapter.page}">{html.escape(chapter.title)}</a>'
-        f' <a class="deck" href="{chapter.slides}">slides</a></li>'
-        for chapter in chapters
-    )
+    solved = {chapter.stem for chapter in chapters if chapter.is_solutions}
+
+    def row(chapter: Chapter) -> str:
+        solutions = chapter.stem + SOLUTIONS_SUFFIX
+        link = (f' <a class="solutions" href="{solutions}.html">solutions</a>'
+                if solutions in solved else "")
+        return (f'      <li><a class="chapter" href="{chapter.page}">'
+                f'{html.escape(chapter.title)}</a>{link}'
+                f' <a class="deck" href="{chapter.slides}">slides</a></li>')
+
+    rows = "\n".join(row(chapter) for chapter in chapters if not chapter.is_solutions)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -155,6 +175,8 @@ def index_page(chapters: list[Chapter], mode: str) -> str:
     ol.chapters li {{ padding: 0.35rem 0; border-bottom: 1px solid #eee; }}
     a {{ color: #1f5fa8; text-decoration: none; }}
     a.deck {{ float: right; font-size: 0.9em; }}
+    a.solutions {{ font-size: 0.9em; margin-left: 0.6rem; padding: 0 0.4rem;
+                   border: 1px solid #c9d6e8; border-radius: 3px; }}
   </style>
 </head>
 <body>
@@ -165,6 +187,8 @@ def index_page(chapters: list[Chapter], mode: str) -> str:
   {html.escape(MODE_DESCRIPTIONS[mode])}. Figures and numbers from other modes differ; the
   code is the same.</p>
   <h2>Chapters</h2>
+  <p>Each chapter ends with exercises; its <em>solutions</em> page solves them in code, run in
+  the same mode, with the results to compare yours with.</p>
   <ol class="chapters">
 {rows}
   </ol>
@@ -210,17 +234,20 @@ def build_site(mode: str, executed_dir: Path, site_dir: Path) -> list[Chapter]:
                                                 css_class="bottom"),
             }
             page, _ = page_exporter.from_notebook_node(notebook, resources=resources)
-            deck_notebook = copy.deepcopy(notebook)
-            apply_slide_types(deck_notebook)  # fills in only what the notebook lacks
-            deck, _ = deck_exporter.from_notebook_node(
-                deck_notebook, resources={"metadata": {"name": chapter.title}}
-            )
-            for name, text in ((chapter.page, rewrite_notebook_links(page, ".html")),
-                               (chapter.slides, rewrite_notebook_links(deck, ".slides.html"))):
+            outputs = [(chapter.page, rewrite_notebook_links(page, ".html"))]
+            if not chapter.is_solutions:
+                deck_notebook = copy.deepcopy(notebook)
+                apply_slide_types(deck_notebook)  # fills in only what the notebook lacks
+                deck, _ = deck_exporter.from_notebook_node(
+                    deck_notebook, resources={"metadata": {"name": chapter.title}}
+                )
+                outputs.append((chapter.slides, rewrite_notebook_links(deck, ".slides.html")))
+            for name, text in outputs:
                 (staging / name).write_text(text, encoding="utf-8")
                 if remote_loads(text):
                     remote[name] = remote_loads(text)
-            print(f"{chapter.page:48s} {chapter.slides}", flush=True)
+            print(f"{chapter.page:48s} {'' if chapter.is_solutions else chapter.slides}",
+                  flush=True)
         for style_sheet in (staging / "_static").rglob("*.css"):
             if remote_loads(style_sheet.read_text(encoding="utf-8")):
                 remote[str(style_sheet.relative_to(staging))] = remote_loads(
@@ -261,7 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     except VendorError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"{len(chapters)} chapters: open {args.out / args.mode / 'index.html'}")
+    solved = sum(chapter.is_solutions for chapter in chapters)
+    print(f"{len(chapters) - solved} chapters and {solved} solutions pages: open "
+          f"{args.out / args.mode / 'index.html'}")
     return 0
 
 

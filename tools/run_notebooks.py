@@ -27,6 +27,7 @@ from course_utils.config import MODES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+SOLUTIONS_DIR = NOTEBOOKS_DIR / "solutions"
 BUILD_DIR = REPO_ROOT / "build" / "executed"
 
 # Run before the timed cells: the kernel pays for its TensorFlow import here, not in cell 1.
@@ -75,14 +76,18 @@ def environment(**values: str | None):
 
 
 def list_notebooks(selected: list[str] | None = None) -> list[Path]:
-    """The course notebooks in chapter order (or the selected ones, checked to exist)."""
+    """The course notebooks in chapter order, each followed by its solutions (or those selected)."""
     if selected:
         paths = [Path(name).resolve() for name in selected]
         missing = [str(path) for path in paths if not path.is_file()]
         if missing:
             raise SystemExit(f"No such notebook: {', '.join(missing)}")
         return paths
-    return sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+    # By file name: NN_name.ipynb sorts before NN_name_solutions.ipynb, so a chapter runs first
+    # and its solutions notebook reloads the models it trained.
+    return sorted([*NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"),
+                   *SOLUTIONS_DIR.glob("[0-9][0-9]_*_solutions.ipynb")],
+                  key=lambda path: path.name)
 
 
 def execute_notebook(path: Path, mode: str, timeout: int = 1800) -> NotebookRun:

@@ -9,6 +9,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SITE_DIR = Path(os.environ.get("COURSE_SITE_DIR", REPO_ROOT / "build" / "site" / "smoke"))
 SCREENSHOTS_DIR = REPO_ROOT / "build" / "screenshots"
 CHAPTER_STEMS = sorted(path.stem for path in (REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+SOLUTION_STEMS = sorted(path.stem for path in (REPO_ROOT / "notebooks" / "solutions")
+                        .glob("[0-9][0-9]_*_solutions.ipynb"))
 
 
 def unavailable(reason: str):

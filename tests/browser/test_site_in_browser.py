@@ -4,7 +4,7 @@ figure and the equations are drawn, and a slide deck steps forward."""
 import re
 
 import pytest
-from site_layout import CHAPTER_STEMS
+from site_layout import CHAPTER_STEMS, SOLUTION_STEMS
 
 PLOTLY_CHAPTER = "01_pca_linear_autoencoder"
 
@@ -21,6 +21,26 @@ def test_index_lists_every_chapter_in_order(watched, screenshots_dir):
     assert page.locator("a.deck").count() == len(hrefs)
     assert "smoke" in page.locator(".mode").inner_text()
     page.screenshot(path=screenshots_dir / "index.png", full_page=True)
+    watched.assert_clean()
+
+
+def test_index_links_each_chapter_to_its_solutions(watched):
+    page = watched.open("index.html")
+    for stem in SOLUTION_STEMS:
+        chapter = stem.removesuffix("_solutions")
+        row = page.locator("li", has=page.locator(f"a.chapter[href='{chapter}.html']"))
+        assert row.locator(f"a.solutions[href='{stem}.html']").count() == 1
+    assert page.locator("a.solutions").count() == len(SOLUTION_STEMS)
+    watched.assert_clean()
+
+
+@pytest.mark.parametrize("stem", SOLUTION_STEMS)
+def test_solutions_page_loads_after_its_chapter_and_is_marked(watched, stem):
+    page = watched.open(f"{stem}.html")
+    assert page.locator("h1").first.inner_text().startswith("Solutions to notebook")
+    previous = page.locator("nav.course-nav.top a[rel='prev']")
+    assert previous.get_attribute("href") == stem.removesuffix("_solutions") + ".html"
+    assert page.locator("nav.course-nav a", has_text="slides").count() == 0
     watched.assert_clean()
 
 

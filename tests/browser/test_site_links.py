@@ -6,7 +6,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 from build_site import remote_loads
-from site_layout import CHAPTER_STEMS, SITE_DIR, unavailable
+from site_layout import CHAPTER_STEMS, SITE_DIR, SOLUTION_STEMS, unavailable
 
 
 class _References(HTMLParser):
@@ -41,6 +41,13 @@ def test_the_site_has_a_page_and_a_deck_per_chapter(pages):
     names = {page.name for page in pages}
     for stem in CHAPTER_STEMS:
         assert f"{stem}.html" in names and f"{stem}.slides.html" in names
+
+
+def test_each_solutions_notebook_has_a_page_and_no_deck(pages):
+    names = {page.name for page in pages}
+    assert SOLUTION_STEMS, "the course has solutions notebooks"
+    for stem in SOLUTION_STEMS:
+        assert f"{stem}.html" in names and f"{stem}.slides.html" not in names
 
 
 def test_every_local_link_and_source_resolves(pages):
