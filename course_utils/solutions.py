@@ -8,8 +8,10 @@ what an exercise changes then trains afresh.
 
 from __future__ import annotations
 
+import re
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # No TensorFlow import here: the chapter's first cell imports it quietly (config.setup).
@@ -29,11 +31,14 @@ class ChapterRun:
     seconds: float
     reloaded: int
     trained: int
+    changed: dict = field(default_factory=dict)  # name -> (the chapter's value, the value used)
 
     def __str__(self) -> str:
         models = (f"{self.reloaded} trained model{'s' * (self.reloaded != 1)} reloaded, "
                   f"{self.trained} trained afresh")
-        return f"Ran {self.path.name} quietly in {self.seconds:.0f} s: {models}."
+        changes = "".join(f"\n  changed {name}: {before!r} -> {after!r}"
+                          for name, (before, after) in self.changed.items())
+        return f"Ran {self.path.name} quietly in {self.seconds:.0f} s: {models}.{changes}"
 
 
 def chapter_path(chapter: str, chapters_dir: Path = CHAPTERS_DIR) -> Path:
@@ -55,14 +60,34 @@ def _check_switch(name: str, value, allowed: tuple) -> None:
                         f"{' or '.join(kind.__name__ for kind in allowed)}, got {value!r}.")
 
 
+def _assigns(source: str, name: str) -> bool:
+    """Whether a cell assigns `name` at its top level (`NAME = ...`)."""
+    return re.search(rf"^{re.escape(name)}\s*(?::[^=\n]*)?=(?!=)", source, re.MULTILINE) is not None
+
+
+def _check_changes(changes) -> dict[str, Callable | object]:
+    if changes is None:
+        return {}
+    if not isinstance(changes, Mapping) or not all(
+            isinstance(name, str) and name.isidentifier() for name in changes):
+        raise TypeError("changes maps a name the chapter assigns to its new value or to a "
+                        'function of the chapter\'s value, e.g. {"EPOCHS": lambda epochs: 2 * '
+                        "epochs}; got " + repr(changes))
+    return dict(changes)
+
+
 def run_chapter(chapter: str, mode: str | None = None, retrain: bool | None = None, *,
-                shell=None, chapters_dir: Path = CHAPTERS_DIR) -> ChapterRun:
+                changes: Mapping[str, object] | None = None, shell=None,
+                chapters_dir: Path = CHAPTERS_DIR) -> ChapterRun:
     """Run chapter NN's code cells quietly in this kernel, with this notebook's switches.
 
     `mode` and `retrain` replace the chapter's COURSE_MODE and RETRAIN right after its
     parameters cell (None keeps the chapter's: the COURSE_MODE environment variable, or
-    "default"). The result says how long it took and how many models were reloaded or
-    trained. Every solutions notebook calls it first.
+    "default"). `changes` edits the chapter as an exercise asks: right after the cell that
+    assigns a name (`NAME = ...`) runs, the name gets the new value, or a function of the
+    chapter's value applied to it; what that changes trains afresh, the rest reloads. The result
+    says how long it took, how many models were reloaded or trained, and what was changed.
+    Every solutions notebook calls it first.
     """
     import matplotlib.pyplot as plt
     import nbformat
@@ -71,6 +96,7 @@ def run_chapter(chapter: str, mode: str | None = None, retrain: bool | None = No
 
     _check_switch("mode", mode, (str,))
     _check_switch("retrain", retrain, (bool,))
+    changes = _check_changes(changes)
     path = chapter_path(chapter, chapters_dir)
     shell = shell if shell is not None else get_ipython()
     if shell is None:
@@ -78,7 +104,12 @@ def run_chapter(chapter: str, mode: str | None = None, retrain: bool | None = No
                            "the solutions notebook in JupyterLab, or run the chapter itself.")
     cells = [cell for cell in nbformat.read(path, as_version=4).cells
              if cell.cell_type == "code"]
-    started, error, failed_cell = time.perf_counter(), None, 0
+    unassigned = [name for name in changes if not any(_assigns(cell.source, name)
+                                                      for cell in cells)]
+    if unassigned:
+        raise ValueError(f"{path.name} never assigns {', '.join(unassigned)} at the top level of "
+                         "a cell (NAME = ...), so changes cannot change it; check the spelling.")
+    started, error, failed_cell, changed = time.perf_counter(), None, 0, {}
     with capture_output() as captured:
         for number, cell in enumerate(cells, start=1):
             result = shell.run_cell(cell.source, silent=True, store_history=False)
@@ -92,6 +123,11 @@ def run_chapter(chapter: str, mode: str | None = None, retrain: bool | None = No
                     shell.user_ns["COURSE_MODE"] = mode
                 if retrain is not None:
                     shell.user_ns["RETRAIN"] = retrain
+            for name, change in changes.items():
+                if name not in changed and _assigns(cell.source, name):
+                    before = shell.user_ns[name]
+                    shell.user_ns[name] = change(before) if callable(change) else change
+                    changed[name] = (before, shell.user_ns[name])
     if error is not None:
         raise ChapterError(
             f"{path.name} stopped in its code cell {failed_cell} of {len(cells)} with "
@@ -101,4 +137,4 @@ def run_chapter(chapter: str, mode: str | None = None, retrain: bool | None = No
 
     return ChapterRun(path=path, seconds=time.perf_counter() - started,
                       reloaded=captured.stdout.count(RELOADED_LINE),
-                      trained=captured.stdout.count(TRAINED_LINE))
+                      trained=captured.stdout.count(TRAINED_LINE), changed=changed)

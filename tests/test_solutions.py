@@ -73,6 +73,33 @@ def test_run_chapter_sets_the_switches_right_after_the_parameters_cell(shell, ch
     assert (shell.user_ns["seen_mode"], shell.user_ns["seen_retrain"]) == (None, None)
 
 
+def test_changes_apply_right_after_the_cell_that_assigns_the_name(shell, tmp_path):
+    _write_chapter(tmp_path, "04_steps.ipynb", [
+        "EPOCHS = 3\nSIZES = {4: 10, 8: 20}", "trained_for = EPOCHS * 2",
+        "EPOCHS_TOO = EPOCHS\nlast = SIZES[8]"])
+    result = solutions.run_chapter("04", shell=shell, chapters_dir=tmp_path, changes={
+        "EPOCHS": lambda epochs: 2 * epochs, "SIZES": {4: 10, 8: 40}})
+    assert (shell.user_ns["trained_for"], shell.user_ns["last"]) == (12, 40)
+    assert result.changed == {"EPOCHS": (3, 6), "SIZES": ({4: 10, 8: 20}, {4: 10, 8: 40})}
+    assert str(result).endswith("changed EPOCHS: 3 -> 6\n  changed SIZES: {4: 10, 8: 20} -> "
+                                "{4: 10, 8: 40}")
+    assert "EPOCHS_TOO" not in result.changed  # a longer name that starts the same is not it
+
+
+def test_a_change_to_a_name_the_chapter_never_assigns_is_refused_before_running(
+        shell, tmp_path):
+    _write_chapter(tmp_path, "04_steps.ipynb", ["EPOCHS = 3", "reached = True",
+                                                "if EPOCHS == 3:\n    BATCH = 32"])
+    shell.user_ns.pop("reached", None)
+    for misspelt in ("EPOCH", "BATCH", "reached_later"):
+        with pytest.raises(ValueError, match=f"never assigns {misspelt} at the top level"):
+            solutions.run_chapter("04", shell=shell, chapters_dir=tmp_path,
+                                  changes={misspelt: 1})
+    assert "reached" not in shell.user_ns
+    with pytest.raises(TypeError, match="changes maps a name"):
+        solutions.run_chapter("04", shell=shell, chapters_dir=tmp_path, changes=[("EPOCHS", 1)])
+
+
 def test_a_failing_chapter_cell_names_the_cell_and_the_error(shell, tmp_path):
     _write_chapter(tmp_path, "05_broken.ipynb", ["x = 1", "y = 1 / 0", "never = True"])
     shell.user_ns.pop("never", None)
