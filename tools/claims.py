@@ -7,11 +7,11 @@
 
 A notebook states a number or a comparison in its prose only where a cell checks it on the run's
 own values with `report.check_claim(...)`, which prints whether it held and records it. This tool
-runs every notebook (each chapter, then its solutions notebook) once per seed (COURSE_SEED; trained models are keyed by their starting
-weights, so another seed trains afresh and the course's seed reloads), collects what was recorded,
-and writes one table, a row per claim and a column per seed, to build/claims/claims_<mode>.md.
-It exits with 1 when a claim did not hold for some seed (the prose then says more than the runs
-support) or a notebook failed.
+runs every notebook (each chapter, then its solutions notebook) once per seed (COURSE_SEED;
+trained models are keyed by their starting weights, so another seed trains afresh and the
+course's seed reloads), collects what was recorded, and writes one table, a row per claim and
+a column per seed, to build/claims/claims_<mode>.md. It exits with 1 when a claim did not hold
+for some seed (the prose then says more than the runs support) or a notebook failed.
 """
 
 from __future__ import annotations
