@@ -8,6 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-from-pyproject
 MODE   ?= default
 SEEDS  ?= 42 0
+JOBS   ?= 2  # chapters executed at once for the site (their outputs, not their times, matter)
 NBVAL_FLAGS := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
                --nbval-cell-timeout=600
 
@@ -56,8 +57,8 @@ lint: setup  ## ruff on the package, tests, tools and notebooks; notebooks must 
 notebooks: setup data  ## execute every notebook headlessly: make notebooks MODE=default
 	$(BIN)/python tools/run_notebooks.py --mode $(MODE)
 
-site: setup data  ## execute every notebook and build pages + slide decks: make site MODE=smoke
-	$(BIN)/python tools/run_notebooks.py --mode $(MODE) --no-html
+site: setup data  ## execute every notebook and build pages + slide decks: make site MODE=smoke JOBS=2
+	$(BIN)/python tools/run_notebooks.py --mode $(MODE) --no-html --jobs $(JOBS)
 	$(BIN)/python tools/build_site.py --mode $(MODE)
 
 slides: site  ## the same as `make site` (the decks are built with the pages)

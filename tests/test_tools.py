@@ -11,7 +11,13 @@ from benchmark import (
     format_table,
     plot_times,
 )
-from run_notebooks import NotebookRun, execute_notebook, save_outputs
+from run_notebooks import (
+    NotebookRun,
+    chapter_groups,
+    execute_in_order,
+    execute_notebook,
+    save_outputs,
+)
 
 from course_utils import checkpoints
 
@@ -211,3 +217,46 @@ def test_the_claims_check_runs_each_seed_and_fails_on_a_claim_that_did_not_hold(
     assert "1 of 2 checks held" in table
     assert "| 09 | the seed is even | held (seed 42) | **did not hold** (seed 7) |" in table
     assert claims.main([str(path), "--mode", "smoke", "--seeds", "42"]) == 0
+
+
+def _tiny_notebook(path, *sources):
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in sources]
+    nbformat.write(notebook, path)
+    return path
+
+
+def test_chapter_groups_put_solutions_after_their_chapter_and_order_the_dependencies(tmp_path):
+    (tmp_path / "solutions").mkdir()
+    paths = [
+        _tiny_notebook(tmp_path / "08_vae.ipynb", "evaluation.publish_model(decoder, 'vae', run)"),
+        _tiny_notebook(tmp_path / "09_gan.ipynb", "x = 1"),
+        _tiny_notebook(tmp_path / "solutions" / "09_gan_solutions.ipynb",
+                       'solutions.run_chapter("09")\nsolutions.run_chapter("08")'),
+        _tiny_notebook(tmp_path / "12_eval.ipynb", "evaluation.load_published_model('vae', run)"),
+    ]
+    plan = chapter_groups(paths)
+    assert {number: ([path.name for path in members], needs)
+            for number, (members, needs) in plan.items()} == {
+        "08": (["08_vae.ipynb"], set()),
+        "09": (["09_gan.ipynb", "09_gan_solutions.ipynb"], {"08"}),
+        "12": (["12_eval.ipynb"], {"08"})}
+    # A chapter that is not being run is no reason to wait.
+    assert chapter_groups(paths[3:])["12"][1] == set()
+
+
+def test_notebooks_run_two_at_a_time_in_the_order_listed(tmp_path):
+    stamp = "import time, pathlib\npathlib.Path({!r}).write_text(str(time.time()))"
+    paths = [_tiny_notebook(tmp_path / "08_a.ipynb", "evaluation = None",
+                            "# publish_model( is what 12 waits for",
+                            stamp.format(str(tmp_path / "08.done"))),
+             _tiny_notebook(tmp_path / "09_b.ipynb", "print('b')"),
+             _tiny_notebook(tmp_path / "12_c.ipynb", "# load_published_model(",
+                            stamp.format(str(tmp_path / "12.started")))]
+    seen = []
+    runs = execute_in_order(paths, "smoke", jobs=2, on_done=lambda run: seen.append(run.path.name))
+    assert [run.path.name for run in runs] == ["08_a.ipynb", "09_b.ipynb", "12_c.ipynb"]
+    assert all(run.ok for run in runs) and sorted(seen) == sorted(run.path.name for run in runs)
+    assert float((tmp_path / "12.started").read_text()) > float(
+        (tmp_path / "08.done").read_text())

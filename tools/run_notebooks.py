@@ -2,10 +2,14 @@
 
     python tools/run_notebooks.py --mode default            # every notebook
     python tools/run_notebooks.py --mode smoke notebooks/01_pca_linear_autoencoder.ipynb
+    python tools/run_notebooks.py --mode smoke --jobs 2     # two kernels at a time (make site)
 
 Output goes to build/executed/<mode>/ (gitignored): NAME.ipynb, NAME.html and figures/NAME-*.png.
 The kernel is started and TensorFlow imported before the clock starts, so the times measure the
-notebook's own work. benchmark.py reuses `execute_notebook` for its table.
+notebook's own work. benchmark.py reuses `execute_notebook` for its table. With --jobs N, N
+chapters run at once (use it for outputs, not for times): each chapter's solutions notebook
+runs after it in the same worker, and a chapter that reloads published models (notebook 12)
+or runs another chapter (a solutions notebook's run_chapter) starts once those have finished.
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import multiprocessing
 import os
+import re
 import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -151,25 +158,79 @@ def save_outputs(run: NotebookRun, out_dir: Path, html: bool = True) -> None:
                 )
 
 
+RUNS_CHAPTER = re.compile(r'run_chapter\(\s*"(\d\d)"')
+PUBLISHES, RELOADS_PUBLISHED = "publish_model(", "load_published_model("
+
+
+def chapter_groups(paths: list[Path]) -> dict[str, tuple[list[Path], set[str]]]:
+    """Per chapter number: its notebooks in order, and the chapters that must have run first."""
+    groups: dict[str, list[Path]] = {}
+    for path in paths:
+        groups.setdefault(path.name[:2], []).append(path)
+    sources = {number: "\n".join(cell.source for path in members
+                                 for cell in nbformat.read(path, as_version=4).cells)
+               for number, members in groups.items()}
+    publishers = {number for number, text in sources.items() if PUBLISHES in text}
+    plan = {}
+    for number, members in groups.items():
+        needs = set(RUNS_CHAPTER.findall(sources[number]))
+        if RELOADS_PUBLISHED in sources[number]:
+            needs |= publishers
+        plan[number] = (members, (needs & set(groups)) - {number})
+    return plan
+
+
+def _execute_group(paths: list[Path], mode: str) -> list[NotebookRun]:
+    return [execute_notebook(path, mode) for path in paths]
+
+
+def execute_in_order(paths: list[Path], mode: str, jobs: int = 1, on_done=None):
+    """Execute the notebooks, `jobs` chapters at a time, each after the chapters it needs."""
+    plan = chapter_groups(paths)
+    done: dict[str, list[NotebookRun]] = {}
+    context = multiprocessing.get_context("fork")  # before any kernel starts: nothing to copy
+    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context) as pool:
+        running = {}
+        while len(done) < len(plan):
+            for number, (members, needs) in plan.items():
+                if (number not in done and number not in running.values()
+                        and needs <= set(done) and len(running) < max(1, jobs)):
+                    running[pool.submit(_execute_group, members, mode)] = number
+            if not running:
+                waiting = sorted(set(plan) - set(done))
+                raise RuntimeError(f"These chapters wait for each other: {waiting}")
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                number = running.pop(future)
+                done[number] = future.result()
+                for run in done[number]:
+                    if on_done is not None:
+                        on_done(run)
+    return [run for number in plan for run in done[number]]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=MODES, default="default")
     parser.add_argument("--out", type=Path, default=BUILD_DIR, help="default: build/executed")
     parser.add_argument("--no-html", action="store_true", help="skip the HTML export")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="chapters run at once (default 1; times are then comparable)")
     parser.add_argument("notebooks", nargs="*", help="default: every numbered notebook")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs needs a whole number of at least 1, got {args.jobs}")
 
-    failures = 0
-    for path in list_notebooks(args.notebooks):
-        run = execute_notebook(path, args.mode)
+    def report_run(run: NotebookRun) -> None:
         save_outputs(run, args.out / args.mode, html=not args.no_html)
         status = f"{run.seconds:7.1f} s  {run.peak_mib:7.0f} MiB" if run.ok else "FAILED"
-        print(f"{path.name:45s} {status}", flush=True)
+        print(f"{run.path.name:45s} {status}", flush=True)
         if not run.ok:
-            failures += 1
             print(f"    {run.error}", file=sys.stderr)
+
+    runs = execute_in_order(list_notebooks(args.notebooks), args.mode, args.jobs, report_run)
     print(f"Executed copies in {args.out / args.mode}")
-    return 1 if failures else 0
+    return 1 if any(not run.ok for run in runs) else 0
 
 
 if __name__ == "__main__":
