@@ -8,7 +8,7 @@ what an exercise changes then trains afresh.
 
 from __future__ import annotations
 
-import re
+import ast
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -60,9 +60,34 @@ def _check_switch(name: str, value, allowed: tuple) -> None:
                         f"{' or '.join(kind.__name__ for kind in allowed)}, got {value!r}.")
 
 
-def _assigns(source: str, name: str) -> bool:
-    """Whether a cell assigns `name` at its top level (`NAME = ...`)."""
-    return re.search(rf"^{re.escape(name)}\s*(?::[^=\n]*)?=(?!=)", source, re.MULTILINE) is not None
+CHANGE_HOOK = "_solutions_change_"  # the name run_chapter gives its hook in the kernel
+
+
+def _assignments(source: str, names) -> list[tuple[int, str]]:
+    """(last line, name) of each top-level statement of a cell's code that assigns one of names."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []  # the cell fails when it runs, with its own error
+    found = []
+    for statement in tree.body:
+        if isinstance(statement, ast.Assign):
+            targets = statement.targets
+        elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+            targets = [statement.target]
+        else:
+            continue
+        found += [(statement.end_lineno, target.id) for target in targets
+                  if isinstance(target, ast.Name) and target.id in names]
+    return found
+
+
+def _with_change_hooks(source: str, names) -> str:
+    """The cell's code with `NAME = hook("NAME", NAME)` right after each assignment of NAME."""
+    lines = source.splitlines()
+    for end, name in sorted(_assignments(source, names), reverse=True):
+        lines.insert(end, f"{name} = {CHANGE_HOOK}({name!r}, {name})")
+    return "\n".join(lines)
 
 
 def _check_changes(changes) -> dict[str, Callable | object]:
@@ -83,9 +108,10 @@ def run_chapter(chapter: str, mode: str | None = None, retrain: bool | None = No
 
     `mode` and `retrain` replace the chapter's COURSE_MODE and RETRAIN right after its
     parameters cell (None keeps the chapter's: the COURSE_MODE environment variable, or
-    "default"). `changes` edits the chapter as an exercise asks: right after the cell that
-    assigns a name (`NAME = ...`) runs, the name gets the new value, or a function of the
-    chapter's value applied to it; what that changes trains afresh, the rest reloads. The result
+    "default"). `changes` edits the chapter as an exercise asks: right after the chapter first
+    assigns a name at the top level of a cell (`NAME = ...`), before the next line runs, the
+    name gets the new value, or a function of the chapter's value applied to it; what that
+    changes trains afresh, the rest reloads. The result
     says how long it took, how many models were reloaded or trained, and what was changed.
     Every solutions notebook calls it first.
     """
@@ -104,15 +130,28 @@ def run_chapter(chapter: str, mode: str | None = None, retrain: bool | None = No
                            "the solutions notebook in JupyterLab, or run the chapter itself.")
     cells = [cell for cell in nbformat.read(path, as_version=4).cells
              if cell.cell_type == "code"]
-    unassigned = [name for name in changes if not any(_assigns(cell.source, name)
-                                                      for cell in cells)]
+    # IPython's own transformation first (magics become calls), so the hooks go into Python.
+    sources = [shell.transform_cell(cell.source) if changes else cell.source for cell in cells]
+    assigned = {name for source in sources for _, name in _assignments(source, changes)}
+    unassigned = [name for name in changes if name not in assigned]
     if unassigned:
         raise ValueError(f"{path.name} never assigns {', '.join(unassigned)} at the top level of "
                          "a cell (NAME = ...), so changes cannot change it; check the spelling.")
     started, error, failed_cell, changed = time.perf_counter(), None, 0, {}
+
+    def change_hook(name, value):
+        if name in changed:  # only the first assignment is the line an exercise edits
+            return value
+        change = changes[name]
+        changed[name] = (value, change(value) if callable(change) else change)
+        return changed[name][1]
+
+    shell.user_ns[CHANGE_HOOK] = change_hook
     with capture_output() as captured:
-        for number, cell in enumerate(cells, start=1):
-            result = shell.run_cell(cell.source, silent=True, store_history=False)
+        for number, (cell, source) in enumerate(zip(cells, sources, strict=True), start=1):
+            if changes:
+                source = _with_change_hooks(source, changes)
+            result = shell.run_cell(source, silent=True, store_history=False)
             plt.close("all")  # its figures were hidden with the rest of its output
             error = result.error_before_exec or result.error_in_exec
             if error is not None:
@@ -123,11 +162,7 @@ def run_chapter(chapter: str, mode: str | None = None, retrain: bool | None = No
                     shell.user_ns["COURSE_MODE"] = mode
                 if retrain is not None:
                     shell.user_ns["RETRAIN"] = retrain
-            for name, change in changes.items():
-                if name not in changed and _assigns(cell.source, name):
-                    before = shell.user_ns[name]
-                    shell.user_ns[name] = change(before) if callable(change) else change
-                    changed[name] = (before, shell.user_ns[name])
+    shell.user_ns.pop(CHANGE_HOOK, None)
     if error is not None:
         raise ChapterError(
             f"{path.name} stopped in its code cell {failed_cell} of {len(cells)} with "

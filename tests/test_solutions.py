@@ -75,23 +75,33 @@ def test_run_chapter_sets_the_switches_right_after_the_parameters_cell(shell, ch
 
 def test_changes_apply_right_after_the_cell_that_assigns_the_name(shell, tmp_path):
     _write_chapter(tmp_path, "04_steps.ipynb", [
-        "EPOCHS = 3\nSIZES = {4: 10, 8: 20}", "trained_for = EPOCHS * 2",
-        "EPOCHS_TOO = EPOCHS\nlast = SIZES[8]"])
+        "EPOCHS = 3\nSIZES = {4: 10,\n         8: 20}\nsame_cell = SIZES[8]",
+        "trained_for = EPOCHS * 2", "EPOCHS_TOO = EPOCHS\nlast = SIZES[8]\nEPOCHS = 100"])
     result = solutions.run_chapter("04", shell=shell, chapters_dir=tmp_path, changes={
         "EPOCHS": lambda epochs: 2 * epochs, "SIZES": {4: 10, 8: 40}})
     assert (shell.user_ns["trained_for"], shell.user_ns["last"]) == (12, 40)
+    assert shell.user_ns["same_cell"] == 40  # the next line of the same cell sees the change
+    assert shell.user_ns["EPOCHS"] == 100  # a later assignment is the chapter's own again
     assert result.changed == {"EPOCHS": (3, 6), "SIZES": ({4: 10, 8: 20}, {4: 10, 8: 40})}
     assert str(result).endswith("changed EPOCHS: 3 -> 6\n  changed SIZES: {4: 10, 8: 20} -> "
                                 "{4: 10, 8: 40}")
     assert "EPOCHS_TOO" not in result.changed  # a longer name that starts the same is not it
 
 
+def test_changes_reach_cells_with_magics(shell, tmp_path):
+    _write_chapter(tmp_path, "04_magic.ipynb", ["names = %who_ls\nRATE = 0.1\nused = RATE"])
+    result = solutions.run_chapter("04", shell=shell, chapters_dir=tmp_path,
+                                   changes={"RATE": 0.5})
+    assert shell.user_ns["used"] == 0.5 and result.changed == {"RATE": (0.1, 0.5)}
+
+
 def test_a_change_to_a_name_the_chapter_never_assigns_is_refused_before_running(
         shell, tmp_path):
     _write_chapter(tmp_path, "04_steps.ipynb", ["EPOCHS = 3", "reached = True",
-                                                "if EPOCHS == 3:\n    BATCH = 32"])
+                                                "if EPOCHS == 3:\n    BATCH = 32",
+                                                "%%time\nTIMED = 1"])
     shell.user_ns.pop("reached", None)
-    for misspelt in ("EPOCH", "BATCH", "reached_later"):
+    for misspelt in ("EPOCH", "BATCH", "reached_later", "TIMED"):
         with pytest.raises(ValueError, match=f"never assigns {misspelt} at the top level"):
             solutions.run_chapter("04", shell=shell, chapters_dir=tmp_path,
                                   changes={misspelt: 1})
