@@ -6,7 +6,8 @@ Modules, by role:
     plots       learning curves, image grids (live too), reconstructions, 3D, 2D embeddings
     metrics     rounded accuracy, principal angles, reconstruction MSE, class coverage
     layers      tied dense, KL sparsity, VAE sampling and latent loss, minibatch discrimination
-    training    the two-phase GAN model, experience replay, GAN progress snapshots
+    training    the two-phase GAN model, experience replay, GAN progress snapshots, the
+                gradient penalty of WGAN-GP
     evaluation  the judge classifier for generated images, published models
     checkpoints train once, reload after: `once(run, nb, name, model).fit(...)` (plumbing)
     report      headline quality figures for the benchmark, claims checked in the run (plumbing)

@@ -65,7 +65,7 @@ def check_finite(values, name: str) -> np.ndarray:
 
 def check_value_range(array: np.ndarray, value_range, name: str, *, strict: bool = True,
                       tolerance: float = 1e-3) -> None:
-    """Raise if array's values leave value_range, suggesting the rescaling. NB 2-12 (plots)."""
+    """Raise if array's values leave value_range, suggesting the rescaling. NB 2-13 (plots)."""
     low, high = check_range_pair(value_range, "value_range")
     if array.size == 0 or high == low:
         return
@@ -113,7 +113,7 @@ def check_range_pair(value_range, name: str = "value_range") -> tuple[float, flo
 
 def check_images(images, name: str = "images", value_range=(0.0, 1.0), *, strict: bool = True,
                  allow_empty: bool = False) -> np.ndarray:
-    """Return the batch (n, height, width) of grey images in value_range, or raise. NB 2-12."""
+    """Return the batch (n, height, width) of grey images in value_range, or raise. NB 2-13."""
     batch = check_finite(images, name)
     if batch.ndim == 4 and batch.shape[-1] == 1:
         batch = batch[..., 0]
@@ -145,3 +145,30 @@ def check_seed(seed: object) -> int:
         raise ValueError(f"The seed must lie in [0, {MAX_SEED}] (NumPy's range), got {seed}; "
                          "pass e.g. seed=42.")
     return int(seed)
+
+
+def check_class_labels(labels, n_classes: int, name: str = "labels",
+                       count: int | None = None) -> np.ndarray:
+    """Return class indices as an int32 vector in [0, n_classes), else raise. Notebooks 12-13.
+
+    A conditional network takes one class index per example; `count` (if given) is the number
+    of examples the labels must match.
+    """
+    n_classes = check_count(n_classes, "n_classes", 1)
+    array = check_finite(labels, name)
+    if array.ndim == 2 and array.shape[1] == n_classes and array.shape[1] > 1:
+        raise ValueError(f"{name} look one-hot encoded (shape {array.shape}); pass one class "
+                         f"index per example instead, e.g. {name}.argmax(axis=1).")
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be a vector of class indices, one per example, got shape "
+                         f"{array.shape}; pass e.g. np.arange(n) % {n_classes}.")
+    if array.dtype == bool or not np.all(array == np.round(array)):
+        raise TypeError(f"{name} must be whole class indices such as 0, 1, ..., {n_classes - 1}, "
+                        f"got {array[:5]}...; pass integers.")
+    if array.size and (array.min() < 0 or array.max() >= n_classes):
+        raise ValueError(f"{name} must lie in [0, {n_classes - 1}], got values from "
+                         f"{array.min():g} to {array.max():g}; there are {n_classes} classes.")
+    if count is not None and len(array) != count:
+        raise ValueError(f"{name} has {len(array)} entries but there are {count} examples; pass "
+                         "one label per coding.")
+    return array.astype("int32")

@@ -1,4 +1,4 @@
-"""GAN training helpers: the two-phase GAN model, an experience-replay buffer, a progress callback.
+"""GAN training helpers: the two-phase GAN, replay buffer, progress snapshots, gradient penalty.
 
 `GAN` is written out in notebook 9, where it is the lesson; this copy lets notebooks 10-12 reuse it
 (as d2l saves book code into its package). tests/test_gan_notebook.py checks the two are identical.
@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from course_utils.checks import check_count, check_finite
+from course_utils.checks import check_class_labels, check_count, check_finite
 
 
 class ReplayBuffer(keras.layers.Layer):
@@ -139,56 +139,120 @@ class FadeInSchedule(keras.callbacks.Callback):
 
 
 class GanProgress(keras.callbacks.Callback):
-    """Keeps the generator's images for fixed noise after each epoch, for grids. Notebooks 9-11."""
+    """Keeps the generator's images for fixed noise after each epoch, for grids. Notebooks 9-12.
 
-    def __init__(self, noise, every=1, show=None):
+    With every_steps=n it keeps them after every n training steps instead (notebook 12 scores
+    them along training); each snapshot is then (steps done, images).
+    """
+
+    def __init__(self, noise, every=1, show=None, labels=None, n_classes=10, every_steps=None):
         super().__init__()
         self.noise = check_finite(noise, "noise").astype("float32")
         if self.noise.ndim < 2 or len(self.noise) == 0:
             raise ValueError(f"noise must be a batch of codings shaped (n, codings_size), got "
                              f"shape {self.noise.shape}; e.g. keras.random.normal((30, 30)).")
+        # A conditional generator (notebook 12) takes [codings, labels]: one class per coding.
+        self.labels = None if labels is None else check_class_labels(
+            labels, n_classes, "labels", count=len(self.noise))
         self.every = check_count(every, "every", 1)
+        self.every_steps = None if every_steps is None else check_count(
+            every_steps, "every_steps", 1)
+        self.unit = "epochs" if self.every_steps is None else "steps"
         if show is not None and not callable(show):
             raise TypeError(f"show must be a function show(images, epoch) or None, got "
                             f"{type(show).__name__}; e.g. plots.live_image_grid().")
         self.show = show  # optional callable(images, epoch), e.g. to redraw a live grid
-        self.snapshots = []  # (epoch, images) pairs
+        self.snapshots = []  # (epoch, images) pairs, or (step, images) with every_steps
+        self._epoch = 0
 
-    def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every:
-            return
+    def _snapshot(self, count):
         generator = getattr(self.model, "generator", None)
         if generator is None:
             raise AttributeError(
                 "GanProgress needs the model being trained to have a `generator` attribute "
                 "(the network that turns noise into images)."
             )
-        images = np.asarray(generator(self.noise, training=False))
-        self.snapshots.append((epoch + 1, images))
+        inputs = self.noise if self.labels is None else [self.noise, self.labels]
+        images = np.asarray(generator(inputs, training=False))
+        self.snapshots.append((count, images))
         if self.show is not None:
-            self.show(images, epoch + 1)
+            self.show(images, count)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.every_steps is None:
+            return
+        steps_per_epoch = (self.params or {}).get("steps") or 0
+        done = self._epoch * steps_per_epoch + batch + 1
+        if done % self.every_steps == 0:
+            self._snapshot(done)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.every_steps is None and (epoch + 1) % self.every == 0:
+            self._snapshot(epoch + 1)
 
     def saved_arrays(self):
         """The snapshots as arrays, for checkpoints.train_once to save with the model."""
         if not self.snapshots:
             return {}
-        epochs, images = zip(*self.snapshots, strict=True)
-        return {"epochs": np.asarray(epochs, dtype="int64"), "images": np.stack(images)}
+        counts, images = zip(*self.snapshots, strict=True)
+        return {self.unit: np.asarray(counts, dtype="int64"), "images": np.stack(images)}
 
     def restore_arrays(self, arrays):
         """Put back saved snapshots (and show the last one) when a trained GAN is reloaded."""
         if not arrays:
             self.snapshots = []
             return
-        if "epochs" not in arrays or "images" not in arrays or (
-                len(arrays["epochs"]) != len(arrays["images"])):
-            raise ValueError("The saved snapshots need matching 'epochs' and 'images' arrays; "
-                             "pass what saved_arrays() returned, or retrain (RETRAIN = True).")
-        self.snapshots = [(int(epoch), images)
-                          for epoch, images in zip(arrays["epochs"], arrays["images"], strict=True)]
+        if self.unit not in arrays or "images" not in arrays or (
+                len(arrays[self.unit]) != len(arrays["images"])):
+            raise ValueError(f"The saved snapshots need matching '{self.unit}' and 'images' "
+                             "arrays; pass what saved_arrays() returned, or retrain "
+                             "(RETRAIN = True).")
+        self.snapshots = [(int(count), images)
+                          for count, images in zip(arrays[self.unit], arrays["images"],
+                                                   strict=True)]
         if self.show is not None:
-            epoch, images = self.snapshots[-1]
-            self.show(images, epoch)
+            count, images = self.snapshots[-1]
+            self.show(images, count)
+
+
+def gradient_penalty(critic, real_images, fake_images, seed=None):
+    """Mean of (||grad critic(x_hat)|| - 1)^2 at random interpolates x_hat. Notebook 12.
+
+    x_hat = eps * real + (1 - eps) * fake, one eps ~ U(0, 1) per example (Gulrajani et al.,
+    2017). Call it inside the critic's GradientTape: the penalty's gradient then trains the
+    critic towards gradients of norm 1 between the real and the generated images.
+    """
+    if not callable(critic):
+        raise TypeError(f"critic must be a network (a callable keras.Model), got "
+                        f"{type(critic).__name__}.")
+    real_images = ops.convert_to_tensor(real_images, dtype="float32")
+    fake_images = ops.convert_to_tensor(fake_images, dtype="float32")
+    if tuple(real_images.shape) != tuple(fake_images.shape) or len(real_images.shape) < 2:
+        raise ValueError(f"real_images and fake_images must be batches of the same shape, got "
+                         f"{tuple(real_images.shape)} and {tuple(fake_images.shape)}; generate "
+                         "as many fakes as there are real images in the batch.")
+    if seed is not None and not isinstance(seed, keras.random.SeedGenerator):
+        raise TypeError(f"seed must be a keras.random.SeedGenerator (created once, in __init__) "
+                        f"or None, got {seed!r}; a fixed integer would draw the same eps at "
+                        "every step.")
+    batch_size = ops.shape(real_images)[0]
+    eps_shape = (batch_size,) + (1,) * (len(real_images.shape) - 1)
+    eps = keras.random.uniform(eps_shape, seed=seed)
+    interpolates = eps * real_images + (1.0 - eps) * fake_images
+    with tf.GradientTape() as tape:
+        tape.watch(interpolates)
+        scores = critic(interpolates, training=True)
+    if len(scores.shape) > 2 or (len(scores.shape) == 2 and scores.shape[-1] != 1):
+        raise ValueError(f"The critic must give one score per image, shape (batch, 1), got "
+                         f"{tuple(scores.shape)}; end it with Dense(1) and no activation.")
+    gradients = tape.gradient(scores, interpolates)
+    axes = tuple(range(1, len(real_images.shape)))
+    # The small constant keeps the square root differentiable where a gradient is exactly 0.
+    norms = ops.sqrt(ops.sum(ops.square(gradients), axis=axes) + 1e-12)
+    return ops.mean(ops.square(norms - 1.0))
 
 
 # --- Copied from notebook 9 (cell tagged "gan-model"); a test keeps the two identical. ---
