@@ -847,7 +847,8 @@ class once:  # noqa: N801 - reads as a verb in the notebooks: checkpoints.once(.
 
     `run` comes from config.setup (its mode and RETRAIN switch), `notebook` is the two-digit
     number, `name` names the saved entry. `.fit` takes exactly keras.Model.fit's arguments and
-    returns its History (reloaded or new); the model itself ends up trained either way.
+    returns its History (reloaded or new), whose `train_seconds` is how long the training took
+    when it ran; the model itself ends up trained either way.
     """
 
     def __init__(self, run, notebook: str, name: str, model: keras.Model, *,
@@ -880,11 +881,12 @@ class once:  # noqa: N801 - reads as a verb in the notebooks: checkpoints.once(.
             history = self._reload(training, target, key, started)
             if history is not None:
                 _reseed_from(seed_key)
-                return history
+                return history  # its train_seconds: how long the saved training took
         started = time.perf_counter()
         reads_before = training.reads()
         history = model.fit(*args, **kwargs)
         seconds = time.perf_counter() - started
+        history.train_seconds = seconds  # the same attribute a reload gives back
         training.epochs = list(getattr(history, "epoch", []))
         training.dataset_reads = [after - before for before, after
                                   in zip(reads_before, training.reads(), strict=True)]
@@ -924,8 +926,10 @@ class once:  # noqa: N801 - reads as a verb in the notebooks: checkpoints.once(.
             print(f"{RELOADED_LINE} {self.name} in {time.perf_counter() - started:.1f} s "
                   f"(training it took {loaded.manifest['train_seconds']:.0f} s). "
                   "Set RETRAIN = True in the first cell to train again.")
-        return _as_history(training.model, loaded.history, loaded.manifest.get("params"),
-                           loaded.manifest.get("epochs"))
+        history = _as_history(training.model, loaded.history, loaded.manifest.get("params"),
+                              loaded.manifest.get("epochs"))
+        history.train_seconds = float(loaded.manifest["train_seconds"])
+        return history
 
 
 def compute_once(

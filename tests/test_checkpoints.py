@@ -307,6 +307,9 @@ def test_a_reload_restores_weights_optimizer_state_and_history_and_prints_no_war
     assert outcome == "reloaded"
     assert reloaded_history.history == history.history
     assert reloaded.history is reloaded_history
+    # The training's own time comes back with the reload, not the seconds the reload took.
+    assert history.train_seconds > 0
+    assert reloaded_history.train_seconds == pytest.approx(history.train_seconds, abs=0.01)
     for a, b in zip(trained.optimizer.variables, reloaded.optimizer.variables, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert int(reloaded.optimizer.iterations.numpy()) == 2 * 6  # 2 epochs of 6 batches
