@@ -1,4 +1,4 @@
-"""Metrics: rounded accuracy and the other reconstruction scores, principal angles, FID, AUC."""
+"""Metrics: reconstruction scores, principal angles, FID, AUC, hashing retrieval, codebook use."""
 
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ def principal_angles(basis_a, basis_b, *, degrees: bool = True) -> np.ndarray:
 
 
 def reconstruction_mse(originals, reconstructions) -> float:
-    """Mean squared error over every value of two same-shaped arrays. Notebooks 1 and 6."""
+    """Mean squared error over every value of two same-shaped arrays. Notebooks 1, 6, 13."""
     x = check_finite(originals, "originals").astype(np.float64)
     x_hat = check_finite(reconstructions, "reconstructions").astype(np.float64)
     if x.shape != x_hat.shape:
@@ -148,7 +148,7 @@ def reconstruction_scores(images, reconstructions) -> dict[str, float]:
 
 
 def pca_reconstructions(train_images, images, n_components: int, seed: int | None = None):
-    """PCA fitted on train_images, then images projected and mapped back, clipped to [0, 1]. NB 2-8.
+    """PCA fitted on train_images, then images projected back, clipped to [0, 1]. NB 2-8, 13.
 
     The baseline beside every autoencoder: the best linear code with as many numbers as its codings.
     """
@@ -172,7 +172,7 @@ def pca_reconstructions(train_images, images, n_components: int, seed: int | Non
 
 
 def class_coverage(labels, n_classes=10, *, confidences=None, min_confidence=0.0) -> dict:
-    """How many classes a set of (predicted) labels covers, and how evenly. Notebooks 9-13.
+    """How many classes a set of (predicted) labels covers, and how evenly. Notebooks 9-14.
 
     Returns the count per class, the share per class, `classes_seen` (classes holding at least
     1% of the counted labels, so one stray sample does not count as coverage) and
@@ -242,7 +242,7 @@ def _symmetric_sqrt(matrix: np.ndarray) -> np.ndarray:
 
 
 def frechet_distance_from_statistics(mean_a, cov_a, mean_b, cov_b) -> float:
-    """||m_a - m_b||² + tr(C_a + C_b - 2 (C_a^½ C_b C_a^½)^½), stably (real). Notebook 13.
+    """||m_a - m_b||² + tr(C_a + C_b - 2 (C_a^½ C_b C_a^½)^½), stably (real). NB 12, 14.
 
     The trace of (C_a C_b)^½ equals that of (C_a^½ C_b C_a^½)^½, a symmetric positive
     semi-definite matrix, so only symmetric eigendecompositions are needed: no complex parts.
@@ -274,7 +274,7 @@ def frechet_distance_from_statistics(mean_a, cov_a, mean_b, cov_b) -> float:
 
 
 def frechet_distance(features_a, features_b) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets (rows = samples). NB 13."""
+    """Fréchet distance between Gaussians fitted to two feature sets (rows = samples). NB 12, 14."""
     stats = []
     for name, features in (("features_a", features_a), ("features_b", features_b)):
         features = check_finite(features, name).astype(np.float64)
@@ -296,7 +296,7 @@ def frechet_distance(features_a, features_b) -> float:
 
 
 def anomaly_auc(normal_scores, anomalous_scores) -> float:
-    """ROC AUC of an anomaly score: the chance an anomaly scores above a normal case. NB 13."""
+    """ROC AUC of an anomaly score: the chance an anomaly scores above a normal case. NB 14."""
     from sklearn.metrics import roc_auc_score
 
     normal = check_finite(normal_scores, "normal_scores (must be finite)").astype(np.float64)
@@ -308,3 +308,74 @@ def anomaly_auc(normal_scores, anomalous_scores) -> float:
                          "the scores of both groups.")
     labels = np.r_[np.zeros(normal.size), np.ones(anomalous.size)]
     return float(roc_auc_score(labels, np.r_[normal, anomalous]))
+
+
+def pack_bits(bits) -> np.ndarray:
+    """Rows of 0/1 values (at most 64 per row) -> one unsigned integer per row. Notebook 13."""
+    array = check_finite(bits, "bits")
+    if array.ndim != 2 or not 1 <= array.shape[1] <= 64:
+        raise ValueError(f"pack_bits takes an (n, n_bits) array with 1 to 64 bits per row, got "
+                         f"shape {array.shape}; threshold codings first, e.g. codings > 0.5.")
+    if not np.isin(array, (0, 1)).all():
+        raise ValueError("pack_bits takes bits: every value must be 0 or 1 (or False/True); "
+                         "threshold the codings first, e.g. (codings > 0.5).")
+    weights = np.left_shift(np.uint64(1), np.arange(array.shape[1], dtype=np.uint64))
+    return (array.astype(np.uint64) * weights).sum(axis=1, dtype=np.uint64)
+
+
+def hamming_distances(query_codes, database_codes) -> np.ndarray:
+    """(n_queries, n_database) numbers of differing bits between packed codes. Notebook 13."""
+    queries, database = (np.asarray(codes) for codes in (query_codes, database_codes))
+    for name, codes in (("query_codes", queries), ("database_codes", database)):
+        if codes.ndim != 1 or codes.dtype != np.uint64:
+            raise ValueError(f"{name} must be a 1-D array of packed codes (uint64), got dtype "
+                             f"{codes.dtype} and shape {codes.shape}; pack 0/1 rows with "
+                             "metrics.pack_bits first.")
+    # XOR leaves a 1 wherever two codes differ; counting those bits is the Hamming distance.
+    return np.bitwise_count(queries[:, None] ^ database[None, :])
+
+
+def precision_at_k(distances, query_labels, database_labels, k: int = 10) -> float:
+    """Mean share of same-class items among each query's k nearest (ties shared). Notebook 13.
+
+    With few distinct distances (a 16-bit code has 17) many items tie at the k-th distance;
+    each tied item then counts with the probability that a random tie-break would keep it, so
+    the result is the expectation over tie-breaks, not a property of the sort order.
+    """
+    distances = check_finite(distances, "distances")
+    query_labels, database_labels = np.asarray(query_labels), np.asarray(database_labels)
+    if distances.ndim != 2 or distances.shape != (len(query_labels), len(database_labels)):
+        raise ValueError(f"distances must be shaped (n_queries, n_database) = "
+                         f"({len(query_labels)}, {len(database_labels)}) to match the labels, "
+                         f"got {distances.shape}.")
+    k = check_count(k, "k", 1)
+    if k > distances.shape[1]:
+        raise ValueError(f"k = {k} is more than the {distances.shape[1]} items searched; pass "
+                         "a smaller k.")
+    kth = np.partition(distances, k - 1, axis=1)[:, k - 1:k]
+    same = query_labels[:, None] == database_labels[None, :]
+    closer, tied = distances < kth, distances == kth
+    n_closer, n_tied = closer.sum(axis=1), tied.sum(axis=1)
+    same_closer, same_tied = (same & closer).sum(axis=1), (same & tied).sum(axis=1)
+    kept_from_ties = (k - n_closer) / n_tied
+    return float(np.mean((same_closer + kept_from_ties * same_tied) / k))
+
+
+def codebook_usage(indices, n_codes: int) -> dict:
+    """Perplexity (effective entries used), dead-entry share and counts of codes. Notebook 13.
+
+    Perplexity is exp(entropy) of the entries' usage: n_codes if all are used equally often, 1
+    if a single entry takes everything.
+    """
+    n_codes = check_count(n_codes, "n_codes", 1)
+    flat = np.asarray(indices).ravel()
+    if flat.size == 0 or not np.issubdtype(flat.dtype, np.integer):
+        raise ValueError(f"indices must be a non-empty array of integer codebook indices, got "
+                         f"dtype {flat.dtype} and {flat.size} values; pass quantizer.codes(...).")
+    if flat.min() < 0 or flat.max() >= n_codes:
+        raise ValueError(f"indices must lie in [0, {n_codes - 1}] for a codebook of {n_codes} "
+                         f"entries, got values from {flat.min()} to {flat.max()}.")
+    counts = np.bincount(flat, minlength=n_codes)
+    shares = counts[counts > 0] / flat.size
+    return {"perplexity": float(np.exp(-np.sum(shares * np.log(shares)))),
+            "dead_share": float(np.mean(counts == 0)), "counts": counts}
