@@ -3,6 +3,7 @@
 import math
 
 import nbformat
+import numpy as np
 import pytest
 from benchmark import (
     exercise_parts,
@@ -260,3 +261,17 @@ def test_notebooks_run_two_at_a_time_in_the_order_listed(tmp_path):
     assert all(run.ok for run in runs) and sorted(seen) == sorted(run.path.name for run in runs)
     assert float((tmp_path / "12.started").read_text()) > float(
         (tmp_path / "08.done").read_text())
+
+
+def test_hash_search_benchmark_times_three_searches_on_the_same_data():
+    from benchmark import format_hash_search, measure_hash_search
+
+    rng = np.random.default_rng(0)
+    rows = measure_hash_search(rng.random((300, 28, 28)), rng.random((5, 28, 28)))
+    assert [row["search"].split(",")[0] for row in rows] == [
+        "Hamming", "Euclidean on pixels", "Euclidean on pixels"]
+    assert all(row["seconds_per_query"] > 0 for row in rows)
+    assert rows[0]["database_bytes"] == 300 * 2  # 16 bits each
+    assert rows[1]["database_bytes"] == 300 * 784 * 4  # float32 pixels
+    table = format_hash_search(rows, 300)
+    assert table.count("\n| ") == 4 and "Nearest 10 of 300 images" in table

@@ -6,6 +6,7 @@
     python tools/benchmark.py --save                # keep the executed copies to look at
     python tools/benchmark.py --parts gan-speed     # only notebook 9's GAN speed comparison
     python tools/benchmark.py --parts train-once --modes default  # a training run, then a reload
+    python tools/benchmark.py --parts hash-search   # notebook 13: Hamming vs pixel search
 
 Times exclude kernel start and the TensorFlow import (see run_notebooks.py). The table is
 printed as Markdown and also written to build/benchmark/notebooks.md, with a plot of the times
@@ -21,6 +22,11 @@ The train-once part runs every notebook twice against an empty model folder: the
 trains and saves (checkpoints.once(...).fit), the second reloads. Only the judge classifier, shared
 plumbing trained once per machine, is copied in beforehand, so notebook 9's first run does not
 include it. Table: build/benchmark/train_once_<mode>.md.
+
+The hash-search part times notebook 13's retrieval side by side: finding the 10 nearest of the
+55,000 training images for each of 100 test images by Hamming distance between 16-bit hashes
+(PCA signs: the timing does not depend on how the bits were learned) and by Euclidean distance
+between pixels, one query at a time and all queries at once. Table: build/benchmark/hash_search.md.
 """
 
 from __future__ import annotations
@@ -30,7 +36,9 @@ import os
 import platform
 import re
 import shutil
+import time
 
+import numpy as np
 from gan_speed import format_gan_speed, measure_gan_speed
 from run_notebooks import (
     BUILD_DIR,
@@ -46,7 +54,7 @@ from course_utils.checkpoints import RELOADED_LINE, TRAINED_LINE  # what trainin
 
 REPORT_DIR = REPO_ROOT / "build" / "benchmark"
 QUALITY_DIR = REPORT_DIR / "quality"
-PARTS = ("notebooks", "gan-speed", "train-once")
+PARTS = ("notebooks", "gan-speed", "train-once", "hash-search")
 TRAIN_ONCE_DIR = REPORT_DIR / "train_once_models"
 
 
@@ -234,6 +242,70 @@ def measure_train_once(mode: str, notebooks) -> tuple[list, list]:
     return passes[0], passes[1]
 
 
+def _seconds_per_query(search, n_queries: int, repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):  # the best of a few repeats: the least disturbed by other work
+        start = time.perf_counter()
+        search()
+        best = min(best, time.perf_counter() - start)
+    return best / n_queries
+
+
+def measure_hash_search(database, queries, n_bits: int = 16, k: int = 10) -> list[dict]:
+    """Seconds per query and memory of Hamming search over hashes vs pixel search. NB 13."""
+    from course_utils import metrics
+
+    flat_database = database.reshape(len(database), -1).astype("float32")
+    flat_queries = queries.reshape(len(queries), -1).astype("float32")
+    center = flat_database.mean(axis=0)
+    # PCA signs from an SVD of a sample: the hash's bits, not their quality, set the cost.
+    _, _, components = np.linalg.svd(flat_database[:5000] - center, full_matrices=False)
+    def hash_of(x):
+        return metrics.pack_bits((x - center) @ components[:n_bits].T > 0)
+    database_hashes, query_hashes = hash_of(flat_database), hash_of(flat_queries)
+    n = len(queries)
+
+    def nearest(distances):
+        return np.argpartition(distances, k, axis=-1)[..., :k]
+
+    def hamming_each():
+        for query in query_hashes:
+            nearest(np.bitwise_count(database_hashes ^ query))
+
+    def pixels_each():
+        for query in flat_queries:
+            nearest(((flat_database - query) ** 2).sum(axis=1))
+
+    def pixels_batched():
+        nearest((flat_queries ** 2).sum(1)[:, None] - 2 * flat_queries @ flat_database.T
+                + (flat_database ** 2).sum(1)[None, :])
+
+    hash_bytes = len(database) * int(np.ceil(n_bits / 8))
+    return [
+        {"search": f"Hamming, {n_bits}-bit hashes, one query at a time",
+         "seconds_per_query": _seconds_per_query(hamming_each, n), "database_bytes": hash_bytes},
+        {"search": "Euclidean on pixels, one query at a time",
+         "seconds_per_query": _seconds_per_query(pixels_each, n),
+         "database_bytes": flat_database.nbytes},
+        {"search": f"Euclidean on pixels, {n} queries as one matrix product",
+         "seconds_per_query": _seconds_per_query(pixels_batched, n),
+         "database_bytes": flat_database.nbytes},
+    ]
+
+
+def format_hash_search(rows, n_database: int) -> str:
+    """Markdown table of measure_hash_search's rows, with each time relative to the hashes'."""
+    fastest = rows[0]["seconds_per_query"]
+    lines = [f"Nearest 10 of {n_database:,} images per query", "",
+             "| search | ms per query | x the hash search | database |", "|---|---:|---:|---:|"]
+    for row in rows:
+        size = row["database_bytes"]
+        shown = f"{size / 1e6:,.1f} MB" if size >= 1e6 else f"{size / 1e3:,.0f} kB"
+        lines.append(f"| {row['search']} | {row['seconds_per_query'] * 1e3:.3f} | "
+                     f"{row['seconds_per_query'] / fastest:,.0f} | {shown} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modes", nargs="+", choices=MODES, default=["smoke", "default"])
@@ -285,6 +357,15 @@ def main(argv: list[str] | None = None) -> int:
         speed = format_gan_speed(measure_gan_speed())
         (REPORT_DIR / "gan_speed.md").write_text(f"On {machine}\n\n{speed}\n", encoding="utf-8")
         print(speed)
+
+    if "hash-search" in args.parts:
+        from course_utils import data
+
+        fashion = data.load_fashion_mnist()
+        rows = measure_hash_search(fashion.X_train, fashion.X_test[:100])
+        text = f"On {machine}\n\n{format_hash_search(rows, len(fashion.X_train))}\n"
+        (REPORT_DIR / "hash_search.md").write_text(text, encoding="utf-8")
+        print(text)
     return 0 if all(run.ok for run in runs) else 1
 
 
