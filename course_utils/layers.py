@@ -722,11 +722,6 @@ class SynthesisBlock(keras.layers.Layer):
                 "constant_size": self.constant_size, "seed": self.seed}
 
 
-def _check_grid_shape(layer_name, shape, rank, what):
-    if len(shape) != rank:
-        raise ValueError(f"{layer_name} takes {what}; got inputs of shape {tuple(shape)}.")
-
-
 @keras.saving.register_keras_serializable(package="course_utils")
 class VectorQuantizer(keras.layers.Layer):
     """Snap each vector to its nearest codebook entry, straight-through gradient. Notebook 13.
@@ -823,8 +818,7 @@ class MaskedConv2D(keras.layers.Layer):
 
     def build(self, input_shape):
         """Kernel (k, k, channels, filters) and bias. Notebook 13."""
-        _check_grid_shape("MaskedConv2D", input_shape, 4, "feature maps shaped (batch, height, "
-                          "width, channels)")
+        _check_feature_maps("MaskedConv2D", input_shape)
         shape = (self.kernel_size, self.kernel_size, int(input_shape[-1]), self.filters)
         self.kernel = self.add_weight(name="kernel", shape=shape,
                                       initializer="glorot_uniform")
@@ -833,8 +827,7 @@ class MaskedConv2D(keras.layers.Layer):
     def call(self, inputs):
         """Convolution with the masked kernel, plus bias, then the activation. Notebook 13."""
         kernel = self.kernel * self.mask[:, :, None, None]
-        outputs = ops.conv(inputs, kernel, strides=1, padding="same") + self.bias
-        return outputs if self.activation is None else self.activation(outputs)
+        return self.activation(ops.conv(inputs, kernel, strides=1, padding="same") + self.bias)
 
     def compute_output_shape(self, input_shape):
         """Same height and width, `filters` channels. Notebook 13."""
@@ -844,8 +837,7 @@ class MaskedConv2D(keras.layers.Layer):
         """Filters, kernel size, mask type and activation. Notebook 13."""
         return {**super().get_config(), "filters": self.filters,
                 "kernel_size": self.kernel_size, "mask_type": self.mask_type,
-                "activation": keras.activations.serialize(self.activation)
-                if self.activation is not None else None}
+                "activation": keras.activations.serialize(self.activation)}
 
 
 @keras.saving.register_keras_serializable(package="course_utils")

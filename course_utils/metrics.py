@@ -171,6 +171,12 @@ def pca_reconstructions(train_images, images, n_components: int, seed: int | Non
     return np.clip(flat, 0, 1).reshape(x.shape).astype(np.float32)
 
 
+def _effective_number(counts) -> float:
+    """exp(entropy) of the shares that counts give: how many equally used kinds would match."""
+    shares = counts[counts > 0] / counts.sum()
+    return float(np.exp(-np.sum(shares * np.log(shares))))
+
+
 def class_coverage(labels, n_classes=10, *, confidences=None, min_confidence=0.0) -> dict:
     """How many classes a set of (predicted) labels covers, and how evenly. Notebooks 9-14.
 
@@ -222,13 +228,11 @@ def class_coverage(labels, n_classes=10, *, confidences=None, min_confidence=0.0
     counts = np.bincount(labels[confident], minlength=n_classes)
     counted = int(counts.sum())
     shares = counts / counted if counted else np.zeros(n_classes)
-    present = shares[shares > 0]
-    entropy = float(-np.sum(present * np.log(present)))
     return {
         "counts": counts,
         "shares": shares,
         "classes_seen": int(np.sum(shares >= 0.01)),
-        "effective_classes": float(np.exp(entropy)) if counted else 0.0,
+        "effective_classes": _effective_number(counts) if counted else 0.0,
         "counted": counted,
         "low_confidence_share": 1.0 - counted / labels.size,
     }
@@ -376,6 +380,5 @@ def codebook_usage(indices, n_codes: int) -> dict:
         raise ValueError(f"indices must lie in [0, {n_codes - 1}] for a codebook of {n_codes} "
                          f"entries, got values from {flat.min()} to {flat.max()}.")
     counts = np.bincount(flat, minlength=n_codes)
-    shares = counts[counts > 0] / flat.size
-    return {"perplexity": float(np.exp(-np.sum(shares * np.log(shares)))),
+    return {"perplexity": _effective_number(counts),
             "dead_share": float(np.mean(counts == 0)), "counts": counts}
