@@ -1,6 +1,6 @@
 """Train once, present many times: a trained model reloads in a second, and never goes stale.
 
-Plumbing for notebooks 1-14 (a student may skip it). A training cell reads like plain Keras,
+Plumbing for notebooks 1-15 (a student may skip it). A training cell reads like plain Keras,
 
     history = checkpoints.once(run, "08", "vae", vae).fit(train_set, epochs=EPOCHS)
 
@@ -86,12 +86,12 @@ def folder_from_env(variable: str, default: Path) -> Path:
 
 
 def model_dir() -> Path:
-    """Where trained models are kept: $COURSE_MODEL_DIR, else build/models. Notebooks 1-14."""
+    """Where trained models are kept: $COURSE_MODEL_DIR, else build/models. Notebooks 1-15."""
     return folder_from_env(MODEL_DIR_ENV_VAR, DEFAULT_MODEL_DIR)
 
 
 def trained_dir() -> Path:
-    """Where train-once entries live: <model_dir>/trained. Notebooks 1-14."""
+    """Where train-once entries live: <model_dir>/trained. Notebooks 1-15."""
     return model_dir() / "trained"
 
 
@@ -843,7 +843,7 @@ def _reseed_from(key: str) -> None:
 
 
 class once:  # noqa: N801 - reads as a verb in the notebooks: checkpoints.once(...).fit(...)
-    """Wrap a compiled model so that `.fit(...)` trains once and reloads afterwards. NB 1-14.
+    """Wrap a compiled model so that `.fit(...)` trains once and reloads afterwards. NB 1-15.
 
     `run` comes from config.setup (its mode and RETRAIN switch), `notebook` is the two-digit
     number, `name` names the saved entry. `.fit` takes exactly keras.Model.fit's arguments and

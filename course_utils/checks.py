@@ -65,7 +65,7 @@ def check_finite(values, name: str) -> np.ndarray:
 
 def check_value_range(array: np.ndarray, value_range, name: str, *, strict: bool = True,
                       tolerance: float = 1e-3) -> None:
-    """Raise if array's values leave value_range, suggesting the rescaling. NB 2-14 (plots)."""
+    """Raise if array's values leave value_range, suggesting the rescaling. NB 2-15 (plots)."""
     low, high = check_range_pair(value_range, "value_range")
     if array.size == 0 or high == low:
         return
@@ -113,7 +113,7 @@ def check_range_pair(value_range, name: str = "value_range") -> tuple[float, flo
 
 def check_images(images, name: str = "images", value_range=(0.0, 1.0), *, strict: bool = True,
                  allow_empty: bool = False) -> np.ndarray:
-    """Return the batch (n, height, width) of grey images in value_range, or raise. NB 2-14."""
+    """Return the batch (n, height, width) of grey images in value_range, or raise. NB 2-15."""
     batch = check_finite(images, name)
     if batch.ndim == 4 and batch.shape[-1] == 1:
         batch = batch[..., 0]
@@ -149,7 +149,7 @@ def check_seed(seed: object) -> int:
 
 def check_class_labels(labels, n_classes: int, name: str = "labels",
                        count: int | None = None) -> np.ndarray:
-    """Return class indices as an int32 vector in [0, n_classes), else raise. Notebooks 12 and 14.
+    """Return class indices as an int32 vector in [0, n_classes), else raise. Notebooks 12 and 15.
 
     A conditional network takes one class index per example; `count` (if given) is the number
     of examples the labels must match.

@@ -89,7 +89,7 @@ class FashionMNIST:
     class_names: tuple[str, ...] = CLASS_NAMES
 
     def summary(self) -> str:
-        """Return one line with the split shapes. Used by notebooks 0 and 2-14."""
+        """Return one line with the split shapes. Used by notebooks 0 and 2-15."""
         return (
             f"Fashion-MNIST: train {self.X_train.shape}, valid {self.X_valid.shape}, "
             f"test {self.X_test.shape}"
@@ -427,7 +427,7 @@ def scale_images(images: np.ndarray) -> np.ndarray:
 def load_fashion_mnist(
     limit: int | None = None, validation_size: int = 5000, download: bool = True
 ) -> FashionMNIST:
-    """Load Fashion-MNIST split into train/valid/test (uint8 labels). Notebooks 0 and 2-14."""
+    """Load Fashion-MNIST split into train/valid/test (uint8 labels). Notebooks 0 and 2-15."""
     if limit is not None:
         limit = check_count(limit, "limit", 1)
     validation_size = check_count(validation_size, "validation_size", 0)
@@ -538,7 +538,7 @@ def _as_tensors(elements):
 
 
 def to_dataset(inputs, targets=None, batch_size=32, shuffle=True, seed=42, drop_remainder=False):
-    """A batched, prefetched tf.data pipeline over NumPy arrays (faster than fit(X, y)). NB 2-14.
+    """A batched, prefetched tf.data pipeline over NumPy arrays (faster than fit(X, y)). NB 2-15.
 
     With targets=None it yields input batches only (what a GAN trains on); drop_remainder=True
     keeps every batch the same size. With a seed, each read (each epoch) draws a new order that

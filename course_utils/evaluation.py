@@ -1,7 +1,7 @@
 """A Fashion-MNIST classifier that judges generated images, trained once per mode (checkpoints).
 
-Plumbing for notebooks 9-14: it tells which class a generated image looks like (mode collapse as
-a number) and, in notebook 14, gives the features for the domain Fréchet distance.
+Plumbing for notebooks 9-15: it tells which class a generated image looks like (mode collapse as
+a number) and, in notebook 15, gives the features for the domain Fréchet distance.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from course_utils import checkpoints, data, metrics
 
 
 def build_fashion_classifier() -> keras.Model:
-    """The judge: a small CNN whose 128-unit "features" layer feeds the domain FID. Notebook 14."""
+    """The judge: a small CNN whose 128-unit "features" layer feeds the domain FID. Notebook 15."""
     return keras.Sequential(
         [
             keras.Input((28, 28)),
@@ -36,7 +36,7 @@ def build_fashion_classifier() -> keras.Model:
 
 
 def load_fashion_classifier(run, verbose=True) -> keras.Model:
-    """Return the judge classifier, trained once per run mode (checkpoints.once). NB 9-14."""
+    """Return the judge classifier, trained once per run mode (checkpoints.once). NB 9-15."""
     epochs = run.pick(smoke=1, default=4, book=10)
     keras.utils.set_random_seed(run.seed)  # the same judge in every notebook that asks for it
     judge = build_fashion_classifier()
@@ -67,7 +67,7 @@ def _check_judge_images(images, classifier, batch_size=256) -> np.ndarray:
 # The judge's two heads in one model, built once per judge: a new model per call would trace a
 # new predict function every time. Plumbing a student may skip.
 _JUDGE_HEADS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-# The last few batches judged, by the judge's weights and the images' content: notebook 14 asks
+# The last few batches judged, by the judge's weights and the images' content: notebook 15 asks
 # for the classes and the features of the same samples, which one pass gives.
 _RECENT_JUDGEMENTS: collections.OrderedDict = collections.OrderedDict()
 _JUDGEMENTS_KEPT = 8
@@ -86,11 +86,11 @@ def _judge_heads(classifier):
     return heads
 
 
-JUDGED_KEPT = 64  # judged batches kept on disk (a few MB): notebook 14 asks for about a dozen
+JUDGED_KEPT = 64  # judged batches kept on disk (a few MB): notebook 15 asks for about a dozen
 
 
 def judged_dir() -> Path:
-    """Where the judge's answers are kept between runs: <model_dir>/judged. Notebooks 9-14."""
+    """Where the judge's answers are kept between runs: <model_dir>/judged. Notebooks 9-15."""
     return checkpoints.model_dir() / "judged"
 
 
@@ -117,7 +117,7 @@ def _judge(classifier, images, batch_size) -> tuple[np.ndarray, np.ndarray]:
     """(features, probabilities) of the judge for each image, from one predict pass.
 
     The answers are a function of the judge's weights and the images alone, so they are kept,
-    in memory and on disk, under a digest of both: a second run of notebook 14 skips ~20,000
+    in memory and on disk, under a digest of both: a second run of notebook 15 skips ~20,000
     images' worth of convolutions, and any change to the weights or the images judges afresh.
     """
     import xxhash
@@ -148,7 +148,7 @@ def _judge(classifier, images, batch_size) -> tuple[np.ndarray, np.ndarray]:
 
 
 def classify_images(classifier: keras.Model, images, batch_size=256) -> np.ndarray:
-    """The judge's class for each image in [0, 1] (rescale tanh outputs first). Notebooks 9-14."""
+    """The judge's class for each image in [0, 1] (rescale tanh outputs first). Notebooks 9-15."""
     if isinstance(classifier, keras.Model) and _has_features(classifier):
         return np.argmax(_judge(classifier, images, batch_size)[1], axis=-1)
     images = _check_judge_images(images, classifier, batch_size)  # any other classifier
@@ -163,7 +163,7 @@ JUDGE_MIN_CONFIDENCE = 0.8
 
 def classify_with_confidence(classifier: keras.Model, images,
                              batch_size=256) -> tuple[np.ndarray, np.ndarray]:
-    """The judge's class for each image and its probability for that class. Notebooks 9-14."""
+    """The judge's class for each image and its probability for that class. Notebooks 9-15."""
     if isinstance(classifier, keras.Model) and _has_features(classifier):
         probabilities = _judge(classifier, images, batch_size)[1]
     else:
@@ -174,7 +174,7 @@ def classify_with_confidence(classifier: keras.Model, images,
 
 def judge_coverage(classifier: keras.Model, images, min_confidence=JUDGE_MIN_CONFIDENCE,
                    batch_size=256) -> dict:
-    """metrics.class_coverage of the judge's confident verdicts on images. Notebooks 9-14.
+    """metrics.class_coverage of the judge's confident verdicts on images. Notebooks 9-15.
 
     Only verdicts whose probability reaches min_confidence are counted: a judge labels every
     image, even one unlike any garment, and its unsure labels are not coverage.
@@ -205,7 +205,7 @@ def class_conditional_accuracy(classifier: keras.Model, images, requested_labels
 
 
 def generate_images(generator: keras.Model, codings, labels=None, batch_size=500) -> np.ndarray:
-    """A generator's outputs for codings (and one class per coding if conditional). NB 12-14."""
+    """A generator's outputs for codings (and one class per coding if conditional). NB 12-15."""
     from course_utils import checks
 
     if not isinstance(generator, keras.Model):
@@ -235,12 +235,12 @@ def _has_features(classifier) -> bool:
 
 
 def judge_features(classifier: keras.Model, images, batch_size=256) -> np.ndarray:
-    """The judge's 128 penultimate ("features" layer) activations per image. Notebook 14."""
+    """The judge's 128 penultimate ("features" layer) activations per image. Notebook 15."""
     return _judge(classifier, images, batch_size)[0]
 
 
 def domain_fid_against(classifier: keras.Model, real_images):
-    """A function images -> domain FID to real_images, whose features are computed once. NB 14."""
+    """A function images -> domain FID to real_images, whose features are computed once. NB 15."""
     real_features = judge_features(classifier, real_images)
 
     def domain_fid_to_real(generated_images) -> float:
@@ -251,11 +251,11 @@ def domain_fid_against(classifier: keras.Model, real_images):
 
 
 def domain_fid(classifier: keras.Model, real_images, generated_images) -> float:
-    """Fréchet distance between real and generated images in the judge's feature space. NB 14."""
+    """Fréchet distance between real and generated images in the judge's feature space. NB 15."""
     return domain_fid_against(classifier, real_images)(generated_images)
 
 
-# Trained models handed from one notebook to another (notebooks 8-13 publish, 14 loads).
+# Trained models handed from one notebook to another (notebooks 8-13 publish, 15 loads).
 PUBLISHED_FROM = {
     "vae_decoder": "08_variational_autoencoder",
     "gan_generator": "09_generative_adversarial_networks",
@@ -268,7 +268,7 @@ PUBLISHED_FROM = {
 
 
 def published_path(name: str, run) -> Path:
-    """Where a notebook's trained model for `run`'s mode is kept. Notebooks 8-14."""
+    """Where a notebook's trained model for `run`'s mode is kept. Notebooks 8-15."""
     if name not in PUBLISHED_FROM:
         raise ValueError(f"Unknown published model {name!r}; known: {', '.join(PUBLISHED_FROM)}.")
     return checkpoints.model_dir() / "published" / f"{name}-{run.mode}.keras"
@@ -284,7 +284,7 @@ def publish_model(model: keras.Model, name: str, run) -> Path:
 
 
 def load_published_model(name: str, run) -> keras.Model:
-    """Reload (safe mode) a model published by an earlier notebook, or explain the fix. NB 14."""
+    """Reload (safe mode) a model published by an earlier notebook, or explain the fix. NB 15."""
     from course_utils import layers  # noqa: F401  (registers the course's layers for loading)
 
     path = published_path(name, run)

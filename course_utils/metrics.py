@@ -178,7 +178,7 @@ def _effective_number(counts) -> float:
 
 
 def class_coverage(labels, n_classes=10, *, confidences=None, min_confidence=0.0) -> dict:
-    """How many classes a set of (predicted) labels covers, and how evenly. Notebooks 9-14.
+    """How many classes a set of (predicted) labels covers, and how evenly. Notebooks 9-15.
 
     Returns the count per class, the share per class, `classes_seen` (classes holding at least
     1% of the counted labels, so one stray sample does not count as coverage) and
@@ -246,7 +246,7 @@ def _symmetric_sqrt(matrix: np.ndarray) -> np.ndarray:
 
 
 def frechet_distance_from_statistics(mean_a, cov_a, mean_b, cov_b) -> float:
-    """||m_a - m_b||² + tr(C_a + C_b - 2 (C_a^½ C_b C_a^½)^½), stably (real). NB 12, 14.
+    """||m_a - m_b||² + tr(C_a + C_b - 2 (C_a^½ C_b C_a^½)^½), stably (real). NB 12, 15.
 
     The trace of (C_a C_b)^½ equals that of (C_a^½ C_b C_a^½)^½, a symmetric positive
     semi-definite matrix, so only symmetric eigendecompositions are needed: no complex parts.
@@ -278,7 +278,7 @@ def frechet_distance_from_statistics(mean_a, cov_a, mean_b, cov_b) -> float:
 
 
 def frechet_distance(features_a, features_b) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets (rows = samples). NB 12, 14."""
+    """Fréchet distance between Gaussians fitted to two feature sets (rows = samples). NB 12, 15."""
     stats = []
     for name, features in (("features_a", features_a), ("features_b", features_b)):
         features = check_finite(features, name).astype(np.float64)
@@ -300,7 +300,7 @@ def frechet_distance(features_a, features_b) -> float:
 
 
 def anomaly_auc(normal_scores, anomalous_scores) -> float:
-    """ROC AUC of an anomaly score: the chance an anomaly scores above a normal case. NB 14."""
+    """ROC AUC of an anomaly score: the chance an anomaly scores above a normal case. NB 15."""
     from sklearn.metrics import roc_auc_score
 
     normal = check_finite(normal_scores, "normal_scores (must be finite)").astype(np.float64)

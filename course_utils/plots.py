@@ -314,7 +314,7 @@ def live_image_grid(
 
 
 def plot_class_shares(shares, row_labels, class_names, title=None, ax=None):
-    """Heatmap of class shares, one row per epoch or model (mode collapse at a glance). NB 9-14."""
+    """Heatmap of class shares, one row per epoch or model (mode collapse at a glance). NB 9-15."""
     shares = check_finite(shares, "shares").astype(float)
     if shares.ndim != 2 or shares.shape != (len(row_labels), len(class_names)) or not shares.size:
         raise ValueError(

@@ -16,12 +16,12 @@ DEFAULT_QUALITY_DIR = Path(__file__).resolve().parent.parent / "build" / "qualit
 
 
 def quality_dir() -> Path:
-    """Where recorded figures go: $COURSE_QUALITY_DIR, else build/quality. Notebooks 1-14."""
+    """Where recorded figures go: $COURSE_QUALITY_DIR, else build/quality. Notebooks 1-15."""
     return checkpoints.folder_from_env(QUALITY_DIR_ENV_VAR, DEFAULT_QUALITY_DIR)
 
 
 def figure_name(*parts) -> str:
-    """A figure's key from readable parts: ("MSE", "plain AE") -> "mse_plain_ae". NB 1-14."""
+    """A figure's key from readable parts: ("MSE", "plain AE") -> "mse_plain_ae". NB 1-15."""
     words = re.findall(r"[a-z0-9]+", " ".join(str(part) for part in parts).lower())
     if not words:
         raise ValueError(f"A figure name needs letters or digits, got {parts!r}.")
@@ -44,7 +44,7 @@ def _check_figures(figures: dict) -> dict[str, float]:
 
 
 def record_quality(notebook: str, run, **figures) -> dict[str, float]:
-    """Save (atomically) and print a notebook's headline quality figures. Notebooks 1-14."""
+    """Save (atomically) and print a notebook's headline quality figures. Notebooks 1-15."""
     if not (isinstance(notebook, str) and len(notebook) == 2 and notebook.isdigit()):
         raise ValueError(f'notebook must be its two-digit number, e.g. "12"; got {notebook!r}.')
     figures = _check_figures(figures)
@@ -101,7 +101,7 @@ def _split_figure(name: str):
 
 
 def tabulate_reconstructions(quality: dict, notebooks=AUTOENCODER_NOTEBOOKS):
-    """One row per recorded autoencoder: its scores beside PCA's, missing ones marked. NB 14.
+    """One row per recorded autoencoder: its scores beside PCA's, missing ones marked. NB 15.
 
     `quality` is report.load_quality(run.mode). A figure named [model_][pca_]rounded_accuracy,
     mse or cross_entropy is a reconstruction score (pca_ marks the PCA baseline with as many
@@ -151,7 +151,7 @@ def _check_notebook(notebook) -> str:
 
 
 def claims_path(notebook: str, run) -> Path:
-    """Where one notebook's checked claims for a run mode are kept. Notebooks 0-14."""
+    """Where one notebook's checked claims for a run mode are kept. Notebooks 0-15."""
     return quality_dir() / run.mode / "claims" / f"{_check_notebook(notebook)}.json"
 
 
@@ -163,7 +163,7 @@ def check_claim(notebook: str, run, claim: str, holds, **values) -> bool:
     """Say whether a sentence of the notebook held in this run, with its values; record it.
 
     `claim` is the sentence as the prose states it, `holds` its comparison evaluated on the run's
-    values (e.g. `ae_mse < pca_mse`), `values` the numbers it compares. Notebooks 0-14.
+    values (e.g. `ae_mse < pca_mse`), `values` the numbers it compares. Notebooks 0-15.
     """
     notebook = _check_notebook(notebook)
     if not isinstance(claim, str) or not claim.strip():

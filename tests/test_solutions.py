@@ -208,7 +208,7 @@ def test_every_exercise_links_its_solution_or_has_a_written_answer(chapter):
     headings = re.findall(r"^## Exercise (\d+)\s*$", "\n".join(
         cell.source for cell in _read(_solutions_of(chapter)).cells
         if cell.cell_type == "markdown"), re.MULTILINE)
-    # In the exercises' order, or another the solutions notebook explains (14: one runs last).
+    # In the exercises' order, or another the solutions notebook explains (15: one runs last).
     assert sorted(int(number) for number in headings) == solved
 
 

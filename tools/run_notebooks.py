@@ -8,7 +8,7 @@ Output goes to build/executed/<mode>/ (gitignored): NAME.ipynb, NAME.html and fi
 The kernel is started and TensorFlow imported before the clock starts, so the times measure the
 notebook's own work. benchmark.py reuses `execute_notebook` for its table. With --jobs N, N
 chapters run at once (use it for outputs, not for times): each chapter's solutions notebook
-runs after it in the same worker, and a chapter that reloads published models (notebook 14)
+runs after it in the same worker, and a chapter that reloads published models (notebook 15)
 or runs another chapter (a solutions notebook's run_chapter) starts once those have finished.
 """
 

@@ -15,7 +15,7 @@ def test_index_lists_every_chapter_in_order(watched, screenshots_dir):
     hrefs = [chapters.nth(i).get_attribute("href") for i in range(chapters.count())]
     titles = chapters.all_inner_texts()
     assert hrefs == [f"{stem}.html" for stem in CHAPTER_STEMS]
-    assert len(hrefs) == 15  # notebooks 0-14
+    assert len(hrefs) == 16  # notebooks 0-15
     # Each title is the notebook's own heading, numbered like the file: "0. ...", "1. ...".
     assert [int(title.split(".")[0]) for title in titles] == list(range(len(titles)))
     assert page.locator("a.deck").count() == len(hrefs)
