@@ -264,6 +264,10 @@ PUBLISHED_FROM = {
     "cgan_generator": "12_conditional_and_wasserstein_gans",
     "wgan_gp_generator": "12_conditional_and_wasserstein_gans",
     "vq_vae_generator": "13_discrete_codes",
+    "diffusion_ddim_generator": "14_diffusion_and_flow_matching",
+    "diffusion_ddpm_generator": "14_diffusion_and_flow_matching",
+    "diffusion_guided_generator": "14_diffusion_and_flow_matching",
+    "flow_matching_generator": "14_diffusion_and_flow_matching",
 }
 
 

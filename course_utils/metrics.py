@@ -382,3 +382,41 @@ def codebook_usage(indices, n_codes: int) -> dict:
     counts = np.bincount(flat, minlength=n_codes)
     return {"perplexity": _effective_number(counts),
             "dead_share": float(np.mean(counts == 0)), "counts": counts}
+
+
+def _feature_matrix(values, name: str, k: int) -> np.ndarray:
+    features = check_finite(values, name).astype(np.float64)
+    if features.ndim != 2 or features.shape[0] <= k:
+        raise ValueError(f"{name} must be shaped (samples, features) with more than k={k} "
+                         f"samples, got {features.shape}; pass one row of features per sample.")
+    return features
+
+
+def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    squared = (a**2).sum(axis=1)[:, None] - 2 * a @ b.T + (b**2).sum(axis=1)[None, :]
+    return np.sqrt(np.maximum(squared, 0))
+
+
+def precision_recall(real_features, generated_features, k: int = 3) -> dict[str, float]:
+    """Improved precision and recall (Kynkäänniemi et al., 2019) in a feature space. NB 15.
+
+    Each set's manifold is the union of balls around its samples, each ball reaching the
+    sample's k-th nearest neighbour in the same set. Precision: the share of generated samples
+    inside the real manifold (fidelity). Recall: the share of real samples inside the generated
+    manifold (diversity).
+    """
+    k = check_count(k, "k", 1)
+    real = _feature_matrix(real_features, "real_features", k)
+    generated = _feature_matrix(generated_features, "generated_features", k)
+    if real.shape[1] != generated.shape[1]:
+        raise ValueError(f"Both feature sets need the same number of features, got "
+                         f"{real.shape[1]} and {generated.shape[1]}; compute both with the same "
+                         "feature extractor.")
+
+    def radii(features):  # column 0 of each sorted row is the sample itself, at distance 0
+        return np.sort(_distances(features, features), axis=1)[:, k]
+
+    across = _distances(generated, real)  # (generated, real)
+    precision = np.mean(np.any(across <= radii(real)[None, :], axis=1))
+    recall = np.mean(np.any(across.T <= radii(generated)[None, :], axis=1))
+    return {"precision": float(precision), "recall": float(recall)}

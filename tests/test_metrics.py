@@ -323,3 +323,54 @@ def test_class_coverage_with_no_confident_verdict_covers_nothing():
 def test_class_coverage_rejects_bad_confidences(arguments, message):
     with pytest.raises(ValueError, match=message):
         metrics.class_coverage(np.array([0, 1]), **arguments)
+
+
+# --- precision and recall in a feature space (notebook 15) ----------------------------------
+
+def _precision_recall_by_loops(real, generated, k):
+    def radius(point, features):
+        return sorted(np.linalg.norm(features - point, axis=1))[k]
+
+    def inside(point, features):
+        return any(np.linalg.norm(point - other) <= radius(other, features) for other in features)
+
+    return (np.mean([inside(g, real) for g in generated]),
+            np.mean([inside(r, generated) for r in real]))
+
+
+def test_precision_recall_match_their_definition():
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(40, 3))
+    generated = rng.normal(loc=0.7, scale=0.6, size=(30, 3))
+    for k in (1, 3, 5):
+        scores = metrics.precision_recall(real, generated, k=k)
+        precision, recall = _precision_recall_by_loops(real, generated, k)
+        assert scores["precision"] == pytest.approx(precision)
+        assert scores["recall"] == pytest.approx(recall)
+    nearest = metrics.precision_recall(real, generated, k=1)
+    assert 0 < nearest["precision"] < 1 and 0 < nearest["recall"] < 1  # a case that tests both
+
+
+def test_precision_recall_separate_fidelity_from_diversity():
+    rng = np.random.default_rng(1)
+    real = np.concatenate([rng.normal(-5, 1, (200, 2)), rng.normal(5, 1, (200, 2))])
+    identical = metrics.precision_recall(real, real)
+    assert identical == {"precision": 1.0, "recall": 1.0}
+    one_mode = metrics.precision_recall(real, rng.normal(5, 1, (200, 2)))
+    assert one_mode["precision"] > 0.9 and 0.35 < one_mode["recall"] < 0.65  # collapsed
+    far = metrics.precision_recall(real, rng.normal(50, 1, (200, 2)))
+    assert far == {"precision": 0.0, "recall": 0.0}
+
+
+def test_precision_recall_errors():
+    real = np.zeros((10, 4))
+    with pytest.raises(ValueError, match="more than k=3"):
+        metrics.precision_recall(real[:3], real)
+    with pytest.raises(ValueError, match="same number of features"):
+        metrics.precision_recall(real, np.zeros((10, 5)))
+    with pytest.raises(ValueError, match=r"\(samples, features\)"):
+        metrics.precision_recall(np.zeros(10), real)
+    with pytest.raises(ValueError, match="at least 1"):
+        metrics.precision_recall(real, real, k=0)
+    with pytest.raises(ValueError):
+        metrics.precision_recall(np.full((10, 4), np.nan), real)
