@@ -1040,13 +1040,14 @@ class DiffusionSampler(keras.layers.Layer):
     `steps` evenly spaced steps from T - 1 down to 0. Each estimates the clean image x0 from the
     predicted noise, clips it to [-1, 1] and moves to the previous kept step: eta=0 is DDIM
     (deterministic), eta=1 with steps=T is DDPM's ancestral sampler (fresh noise at each step).
+    clip=None skips the clipping, for data that is not scaled to [-1, 1] (latent codings).
     Flow matching takes `steps` Euler steps of size 1/steps from t = 0 (noise) to t = 1 (data).
     With labels and guidance != 1, each step combines the predictions with and without the
     label, unconditional + guidance * (conditional - unconditional): classifier-free guidance.
     """
 
     def __init__(self, denoiser, steps=50, alpha_bars=None, eta=0.0, guidance=1.0,
-                 prediction="noise", n_classes=10, seed=None, **kwargs):
+                 prediction="noise", n_classes=10, seed=None, clip=1.0, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(denoiser, keras.Model):
             raise TypeError(f"DiffusionSampler needs the denoiser as a keras.Model, got "
@@ -1068,6 +1069,7 @@ class DiffusionSampler(keras.layers.Layer):
         self.guidance = check_number(guidance, "guidance")
         self.n_classes = check_count(n_classes, "n_classes", 1)
         self.seed = _check_seed(seed)
+        self.clip = None if clip is None else _check_positive("clip", clip)
         if prediction == "noise":
             if alpha_bars is None:
                 raise ValueError("A diffusion sampler needs the schedule: pass alpha_bars=, "
@@ -1139,8 +1141,10 @@ class DiffusionSampler(keras.layers.Layer):
         def denoising_step(i, x):
             a, a_prev = alpha_bar[i], alpha_bar_previous[i]
             noise = self._predict(x, times[i], labels)
-            clean = ops.clip((x - ops.sqrt(1 - a) * noise) / ops.sqrt(a), -1.0, 1.0)
-            noise = (x - ops.sqrt(a) * clean) / ops.sqrt(1 - a)  # the noise that fits the clip
+            clean = (x - ops.sqrt(1 - a) * noise) / ops.sqrt(a)
+            if self.clip is not None:
+                clean = ops.clip(clean, -self.clip, self.clip)
+                noise = (x - ops.sqrt(a) * clean) / ops.sqrt(1 - a)  # the noise that fits
             sigma = self.eta * ops.sqrt((1 - a_prev) / (1 - a) * (1 - a / a_prev))
             x = ops.sqrt(a_prev) * clean + ops.sqrt(ops.maximum(1 - a_prev - sigma**2, 0)) * noise
             if self.eta:
@@ -1161,7 +1165,7 @@ class DiffusionSampler(keras.layers.Layer):
                 "denoiser": keras.saving.serialize_keras_object(self.denoiser),
                 "steps": self.steps, "eta": self.eta, "guidance": self.guidance,
                 "prediction": self.prediction, "n_classes": self.n_classes, "seed": self.seed,
-                "alpha_bars": None if self.alpha_bars is None else self.alpha_bars.tolist()}
+                "clip": self.clip, "alpha_bars": None if self.alpha_bars is None else self.alpha_bars.tolist()}
 
     @classmethod
     def from_config(cls, config):

@@ -228,6 +228,18 @@ def test_two_ddim_steps_written_out():
     np.testing.assert_allclose(np.asarray(sampler(codings)), x, rtol=1e-4, atol=1e-5)
 
 
+def test_clip_none_keeps_an_estimate_outside_minus_one_to_one():
+    denoiser = _denoiser(ScaledDenoiser(0.0))  # predicts no noise: x0 = x / sqrt(alpha_bar)
+    codings = np.full((2, 16), 3.0, "float32")
+    clipped = layers.DiffusionSampler(denoiser, steps=1, alpha_bars=ALPHA_BARS)
+    free = layers.DiffusionSampler(denoiser, steps=1, alpha_bars=ALPHA_BARS, clip=None)
+    np.testing.assert_allclose(np.asarray(clipped(codings)), 1.0)
+    np.testing.assert_allclose(np.asarray(free(codings)), 3.0 / np.sqrt(ALPHA_BARS[-1]),
+                               rtol=1e-5)
+    with pytest.raises(ValueError, match="clip"):
+        layers.DiffusionSampler(denoiser, steps=1, alpha_bars=ALPHA_BARS, clip=0)
+
+
 def test_ddim_is_deterministic_and_ddpm_adds_the_posterior_noise():
     denoiser = _denoiser(ScaledDenoiser(0.0))  # predicts no noise: x0 = x / sqrt(alpha_bar)
     codings = np.zeros((400, 16), "float32")
