@@ -959,11 +959,13 @@ class SinusoidalTimeEmbedding(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="course_utils")
 class ResidualBlock(keras.layers.Layer):
-    """A U-Net block: (group norm, swish, 3x3 conv) twice, the time added between. Notebook 14.
+    """A U-Net block: (group norm, swish, 3x3 conv) twice, steered by the time. Notebook 14.
 
-    Called on [feature_maps, embedding]: the embedding (batch, d) becomes one shift per output
-    channel, added after the first convolution, so every block knows the noise level. The input
-    is added to the output unchanged, or through a 1x1 convolution when the channels change.
+    Called on [feature_maps, embedding]: the embedding (batch, d) becomes one scale and one
+    shift per output channel, applied to the second group norm's output (h * (1 + scale) +
+    shift), so every block knows the noise level (and the label, if the embedding carries it).
+    The input is added to the output unchanged, or through a 1x1 convolution when the channels
+    change.
     """
 
     def __init__(self, filters, groups=8, **kwargs):
@@ -975,7 +977,7 @@ class ResidualBlock(keras.layers.Layer):
                              f"({self.groups}): group norm splits the channels into equal groups.")
         self.norm_in = keras.layers.GroupNormalization(self.groups, name="norm_in")
         self.conv_in = keras.layers.Conv2D(self.filters, 3, padding="same", name="conv_in")
-        self.time_shift = keras.layers.Dense(self.filters, name="time_shift")
+        self.time_scale_shift = keras.layers.Dense(2 * self.filters, name="time_scale_shift")
         self.norm_out = keras.layers.GroupNormalization(self.groups, name="norm_out")
         self.conv_out = keras.layers.Conv2D(self.filters, 3, padding="same", name="conv_out")
         self.skip = None
@@ -999,7 +1001,7 @@ class ResidualBlock(keras.layers.Layer):
         out_shape = (*maps_shape[:-1], self.filters)
         self.norm_in.build(maps_shape)
         self.conv_in.build(maps_shape)
-        self.time_shift.build(embedding_shape)
+        self.time_scale_shift.build(embedding_shape)
         self.norm_out.build(out_shape)
         self.conv_out.build(out_shape)
         if channels != self.filters:
@@ -1010,8 +1012,8 @@ class ResidualBlock(keras.layers.Layer):
         """[maps (b, h, w, c), embedding (b, d)] -> maps (b, h, w, filters). Notebook 14."""
         maps, embedding = inputs
         hidden = self.conv_in(ops.silu(self.norm_in(maps)))
-        hidden = hidden + self.time_shift(embedding)[:, None, None, :]
-        hidden = self.conv_out(ops.silu(self.norm_out(hidden)))
+        scale, shift = ops.split(self.time_scale_shift(embedding)[:, None, None, :], 2, axis=-1)
+        hidden = self.conv_out(ops.silu(self.norm_out(hidden) * (1 + scale) + shift))
         shortcut = maps if self.skip is None else self.skip(maps)
         return hidden + shortcut
 
@@ -1165,7 +1167,8 @@ class DiffusionSampler(keras.layers.Layer):
                 "denoiser": keras.saving.serialize_keras_object(self.denoiser),
                 "steps": self.steps, "eta": self.eta, "guidance": self.guidance,
                 "prediction": self.prediction, "n_classes": self.n_classes, "seed": self.seed,
-                "clip": self.clip, "alpha_bars": None if self.alpha_bars is None else self.alpha_bars.tolist()}
+                "clip": self.clip,
+                "alpha_bars": None if self.alpha_bars is None else self.alpha_bars.tolist()}
 
     @classmethod
     def from_config(cls, config):

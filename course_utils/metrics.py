@@ -417,6 +417,8 @@ def precision_recall(real_features, generated_features, k: int = 3) -> dict[str,
         return np.sort(_distances(features, features), axis=1)[:, k]
 
     across = _distances(generated, real)  # (generated, real)
-    precision = np.mean(np.any(across <= radii(real)[None, :], axis=1))
-    recall = np.mean(np.any(across.T <= radii(generated)[None, :], axis=1))
+    inside_real = across <= radii(real)[None, :]  # generated i within real j's ball
+    inside_generated = across.transpose() <= radii(generated)[None, :]  # real j, generated i
+    precision = np.mean(np.any(inside_real, axis=1))
+    recall = np.mean(np.any(inside_generated, axis=1))
     return {"precision": float(precision), "recall": float(recall)}

@@ -135,10 +135,18 @@ def test_residual_block_is_its_formula():
     block = layers.ResidualBlock(8, groups=4)
     output = np.asarray(block([maps, embedding]))
     assert block.skip is None  # same channels: the input is added unchanged
-    hidden = block.conv_in(ops.silu(block.norm_in(maps)))
-    hidden = hidden + np.asarray(block.time_shift(embedding))[:, None, None, :]
-    expected = np.asarray(block.conv_out(ops.silu(block.norm_out(hidden)))) + maps
-    np.testing.assert_allclose(output, expected, rtol=1e-5, atol=1e-5)
+    hidden = np.asarray(block.conv_in(ops.silu(block.norm_in(maps))))
+    # Group norm by hand: each example's channels in 4 groups of 2, over all positions.
+    groups = hidden.reshape(2, 5, 5, 4, 2)
+    mean = groups.mean(axis=(1, 2, 4), keepdims=True)
+    variance = groups.var(axis=(1, 2, 4), keepdims=True)
+    normalised = (groups - mean) / np.sqrt(variance + block.norm_out.epsilon)
+    normalised = normalised.reshape(hidden.shape)
+    scale_shift = embedding @ block.time_scale_shift.kernel.numpy() + block.time_scale_shift.bias
+    scale, shift = scale_shift[:, None, None, :8], scale_shift[:, None, None, 8:]
+    steered = normalised * (1 + scale) + shift
+    expected = np.asarray(block.conv_out(steered * (1 / (1 + np.exp(-steered))))) + maps
+    np.testing.assert_allclose(output, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_residual_block_passes_its_input_when_the_branch_is_silent():
@@ -161,16 +169,17 @@ def test_residual_block_changes_channels_through_a_1x1_convolution():
                                np.asarray(block.skip(maps)), rtol=1e-5, atol=1e-6)
 
 
-def test_the_time_shift_moves_every_pixel_of_a_channel_alike():
-    maps = np.zeros((1, 3, 3, 4), "float32")
+def test_the_embedding_steers_every_block_and_a_silent_branch_ignores_it():
+    maps = np.random.default_rng(5).normal(size=(1, 3, 3, 4)).astype("float32")
     block = layers.ResidualBlock(4, groups=2)
-    block([maps, np.zeros((1, 2), "float32")])
-    block.conv_out.kernel.assign(np.zeros(block.conv_out.kernel.shape))
-    # With a silent last conv, the time changes nothing; the shift acts before it.
     a = np.asarray(block([maps, np.array([[1.0, 0.0]], "float32")]))
     b = np.asarray(block([maps, np.array([[0.0, 5.0]], "float32")]))
-    np.testing.assert_allclose(a, b)
-    assert block.time_shift.kernel.shape == (2, 4)
+    assert not np.allclose(a, b)  # the time changes the output
+    assert block.time_scale_shift.kernel.shape == (2, 8)  # one scale and one shift per channel
+    block.conv_out.kernel.assign(np.zeros(block.conv_out.kernel.shape))
+    a = np.asarray(block([maps, np.array([[1.0, 0.0]], "float32")]))
+    b = np.asarray(block([maps, np.array([[0.0, 5.0]], "float32")]))
+    np.testing.assert_allclose(a, b)  # it acts before the last convolution
 
 
 def test_residual_block_errors_and_reload(tmp_path):
