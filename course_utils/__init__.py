@@ -4,8 +4,10 @@ Modules, by role:
     config      run modes (smoke / default / book), seeding, quiet logs, plot defaults
     data        Fashion-MNIST (verified, cached, offline-friendly) and the 3D toy data
     plots       learning curves, image grids (live too), reconstructions, 3D, 2D embeddings
-    metrics     rounded accuracy, principal angles, reconstruction MSE, class coverage
-    layers      tied dense, KL sparsity, VAE sampling and latent loss, minibatch discrimination
+    metrics     rounded accuracy, principal angles, reconstruction MSE, class coverage, Fréchet
+                distance, precision and recall, hashing and codebook measures
+    layers      tied dense, KL sparsity, VAE sampling and latent loss, GAN layers, VQ-VAE and
+                PixelCNN, the diffusion U-Net's blocks and the diffusion / flow-matching sampler
     training    the two-phase GAN model, experience replay, GAN progress snapshots, the
                 gradient penalty of WGAN-GP
     evaluation  the judge classifier for generated images, published models

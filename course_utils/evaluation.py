@@ -255,7 +255,7 @@ def domain_fid(classifier: keras.Model, real_images, generated_images) -> float:
     return domain_fid_against(classifier, real_images)(generated_images)
 
 
-# Trained models handed from one notebook to another (notebooks 8-13 publish, 15 loads).
+# Trained models handed from one notebook to another (notebooks 8-14 publish, 15 loads).
 PUBLISHED_FROM = {
     "vae_decoder": "08_variational_autoencoder",
     "gan_generator": "09_generative_adversarial_networks",
@@ -279,7 +279,7 @@ def published_path(name: str, run) -> Path:
 
 
 def publish_model(model: keras.Model, name: str, run) -> Path:
-    """Save a trained model (atomically, .keras) for a later notebook. Notebooks 8-13."""
+    """Save a trained model (atomically, .keras) for a later notebook. Notebooks 8-14."""
     if not isinstance(model, keras.Model):
         raise TypeError(f"publish_model saves a keras.Model, not a {type(model).__name__}.")
     path = published_path(name, run)
