@@ -275,3 +275,26 @@ def test_hash_search_benchmark_times_three_searches_on_the_same_data():
     assert rows[1]["database_bytes"] == 300 * 784 * 4  # float32 pixels
     table = format_hash_search(rows, 300)
     assert table.count("\n| ") == 4 and "Nearest 10 of 300 images" in table
+
+
+def test_sampling_benchmark_times_each_generator_with_its_steps():
+    import keras
+    from benchmark import format_sampling, measure_sampling
+
+    from course_utils import layers
+
+    images, times, labels = keras.Input((2, 2, 1)), keras.Input(()), keras.Input((), dtype="int32")
+    denoiser = keras.Model([images, times, labels], keras.layers.Conv2D(1, 1)(images))
+    codings, classes = keras.Input((4,)), keras.Input((), dtype="int32")
+    generators = {
+        "plain": keras.Model(codings, layers.DiffusionSampler(
+            denoiser, steps=3, alpha_bars=[0.9, 0.5, 0.1])(codings)),
+        "guided": keras.Model([codings, classes], layers.DiffusionSampler(
+            denoiser, steps=2, prediction="velocity", guidance=2.0)([codings, classes])),
+    }
+    rows = measure_sampling(generators, n_images=20, rounds=1, batch_size=10)
+    assert [row["generator"] for row in rows] == ["plain", "guided"]
+    assert [row["steps"] for row in rows] == [3, 2]
+    assert all(row["seconds"] > 0 for row in rows)
+    table = format_sampling(rows, 20)
+    assert "| plain | 3 |" in table and "| guided | 2 |" in table

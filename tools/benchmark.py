@@ -7,6 +7,7 @@
     python tools/benchmark.py --parts gan-speed     # only notebook 9's GAN speed comparison
     python tools/benchmark.py --parts train-once --modes default  # a training run, then a reload
     python tools/benchmark.py --parts hash-search   # notebook 13: Hamming vs pixel search
+    python tools/benchmark.py --parts diffusion-sampling  # notebook 14: 1,000 images per sampler
 
 Times exclude kernel start and the TensorFlow import (see run_notebooks.py). The table is
 printed as Markdown and also written to build/benchmark/notebooks.md, with a plot of the times
@@ -27,6 +28,11 @@ The hash-search part times notebook 13's retrieval side by side: finding the 10 
 55,000 training images for each of 100 test images by Hamming distance between 16-bit hashes
 (PCA signs: the timing does not depend on how the bits were learned) and by Euclidean distance
 between pixels, one query at a time and all queries at once. Table: build/benchmark/hash_search.md.
+
+The diffusion-sampling part reloads the four generators notebook 14 saved for each mode in
+--modes (run it in that mode first) and times 1,000 images from each, side by side, best of
+two rounds: DDIM, DDPM-style, guided DDIM and flow matching. Table:
+build/benchmark/diffusion_sampling.md. Notebook 14's training times are in the quality table.
 """
 
 from __future__ import annotations
@@ -54,7 +60,9 @@ from course_utils.checkpoints import RELOADED_LINE, TRAINED_LINE  # what trainin
 
 REPORT_DIR = REPO_ROOT / "build" / "benchmark"
 QUALITY_DIR = REPORT_DIR / "quality"
-PARTS = ("notebooks", "gan-speed", "train-once", "hash-search")
+PARTS = ("notebooks", "gan-speed", "train-once", "hash-search", "diffusion-sampling")
+DIFFUSION_GENERATORS = ("diffusion_ddim_generator", "diffusion_ddpm_generator",
+                        "diffusion_guided_generator", "flow_matching_generator")
 TRAIN_ONCE_DIR = REPORT_DIR / "train_once_models"
 
 
@@ -309,6 +317,39 @@ def format_hash_search(rows, n_database: int) -> str:
     return "\n".join(lines)
 
 
+def measure_sampling(generators, n_images: int = 1000, rounds: int = 2,
+                     batch_size: int = 500) -> list[dict]:
+    """Seconds for n_images from each generator (codings in, images out), best of rounds. NB 14."""
+    rows = []
+    for name, generator in generators.items():
+        codings = np.random.default_rng(0).standard_normal(
+            (n_images, generator.inputs[0].shape[-1])).astype("float32")
+        inputs = codings if len(generator.inputs) == 1 else [
+            codings, (np.arange(n_images) % 10).astype("int32")]
+        first_two = inputs[:2] if len(generator.inputs) == 1 else [part[:2] for part in inputs]
+        generator.predict(first_two, verbose=0)  # traced before the clock starts
+        best = float("inf")
+        for _ in range(rounds):
+            start = time.perf_counter()
+            generator.predict(inputs, batch_size=batch_size, verbose=0)
+            best = min(best, time.perf_counter() - start)
+        sampler = next((layer for layer in generator.layers if hasattr(layer, "steps")), None)
+        rows.append({"generator": name, "seconds": best,
+                     "steps": getattr(sampler, "steps", None)})
+    return rows
+
+
+def format_sampling(rows, n_images: int) -> str:
+    """Markdown table of measure_sampling's rows, with the time per step where known."""
+    lines = [f"{n_images:,} images per generator", "",
+             "| generator | steps | seconds | ms per step |", "|---|---:|---:|---:|"]
+    for row in rows:
+        steps = row["steps"]
+        per_step = f"{row['seconds'] / steps * 1e3:,.0f}" if steps else "-"
+        lines.append(f"| {row['generator']} | {steps or '-'} | {row['seconds']:.1f} | {per_step} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modes", nargs="+", choices=MODES, default=["smoke", "default"])
@@ -369,6 +410,18 @@ def main(argv: list[str] | None = None) -> int:
         text = f"On {machine}\n\n{format_hash_search(rows, len(fashion.X_train))}\n"
         (REPORT_DIR / "hash_search.md").write_text(text, encoding="utf-8")
         print(text)
+
+    if "diffusion-sampling" in args.parts:
+        from course_utils import config, evaluation
+
+        for mode in args.modes:
+            run = config.RunSettings(mode=mode, seed=config.DEFAULT_SEED)
+            generators = {name: evaluation.load_published_model(name, run)
+                          for name in DIFFUSION_GENERATORS}
+            text = (f"Diffusion sampling, {mode} mode, on {machine}\n\n"
+                    f"{format_sampling(measure_sampling(generators), 1000)}\n")
+            (REPORT_DIR / f"diffusion_sampling_{mode}.md").write_text(text, encoding="utf-8")
+            print(text, flush=True)
     return 0 if all(run.ok for run in runs) else 1
 
 
