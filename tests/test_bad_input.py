@@ -100,6 +100,11 @@ def _no_features_model():
                              keras.layers.Dense(10)])
 
 
+def _tiny_denoiser():
+    images, times, labels = keras.Input((2, 2, 1)), keras.Input(()), keras.Input((), dtype="int32")
+    return keras.Model([images, times, labels], keras.layers.Conv2D(1, 1)(images))
+
+
 def _frechet_inputs():
     return RNG.normal(size=(20, 3)), RNG.normal(size=(20, 3))
 
@@ -597,6 +602,27 @@ ERROR_CASES = [
      r"rescale tanh"),
     ("fid-one-generated", lambda: evaluation.domain_fid(_judge(), IMAGES, IMAGES[:1]),
      ValueError, r"at least 2 samples"),
+    # ---- notebook 14's layers and notebook 15's precision and recall ----
+    ("time-embedding-odd", lambda: layers.SinusoidalTimeEmbedding(5), ValueError,
+     r"even.*pass e.g. 6"),
+    ("time-embedding-two-columns", lambda: layers.SinusoidalTimeEmbedding(4)(
+        np.zeros((3, 2), "float32")), ValueError, r"one time per example"),
+    ("residual-block-groups", lambda: layers.ResidualBlock(12, groups=8), ValueError,
+     r"multiple of groups"),
+    ("residual-block-input-channels", lambda: layers.ResidualBlock(8)(
+        [np.zeros((1, 4, 4, 3), "float32"), np.zeros((1, 2), "float32")]), ValueError,
+     r"3 channels.*start the network with a convolution"),
+    ("sampler-rising-schedule", lambda: layers.DiffusionSampler(
+        _tiny_denoiser(), alpha_bars=[0.2, 0.9]), ValueError, r"strictly decreasing"),
+    ("sampler-too-many-steps", lambda: layers.DiffusionSampler(
+        _tiny_denoiser(), alpha_bars=[0.9, 0.2], steps=3), ValueError, r"at most"),
+    ("sampler-codings-shape", lambda: layers.DiffusionSampler(
+        _tiny_denoiser(), alpha_bars=[0.9, 0.2], steps=2)(np.zeros((2, 5), "float32")),
+     ValueError, r"one standard normal coding per pixel.*\(n, 4\)"),
+    ("precision-recall-few-samples", lambda: metrics.precision_recall(
+        np.zeros((3, 2)), np.zeros((10, 2))), ValueError, r"more than k=3"),
+    ("precision-recall-features", lambda: metrics.precision_recall(
+        np.zeros((10, 2)), np.zeros((10, 3))), ValueError, r"same feature extractor"),
 ]
 
 
