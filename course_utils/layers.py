@@ -1115,7 +1115,7 @@ class DiffusionSampler(keras.layers.Layer):
         batch = ops.shape(images)[0]
         times = ops.full((batch,), times)
         null = ops.full((batch,), self.n_classes)
-        if labels is None:
+        if labels is None or self.guidance == 0.0:  # w = 0 weighs the label's prediction by 0
             return self.denoiser([images, times, null])
         if self.guidance == 1.0:
             return self.denoiser([images, times, labels])

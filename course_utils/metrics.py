@@ -413,8 +413,8 @@ def precision_recall(real_features, generated_features, k: int = 3) -> dict[str,
                          f"{real.shape[1]} and {generated.shape[1]}; compute both with the same "
                          "feature extractor.")
 
-    def radii(features):  # column 0 of each sorted row is the sample itself, at distance 0
-        return np.sort(_distances(features, features), axis=1)[:, k]
+    def radii(features):  # the k+1-th smallest in each row: the first is the sample itself
+        return np.partition(_distances(features, features), k, axis=1)[:, k]
 
     across = _distances(generated, real)  # (generated, real)
     inside_real = across <= radii(real)[None, :]  # generated i within real j's ball
