@@ -29,7 +29,7 @@ from pathlib import Path
 
 import nbformat
 from nbconvert import HTMLExporter, SlidesExporter
-from slide_metadata import apply_slide_types
+from slide_metadata import apply_slide_types, split_long_code_cells
 from vendor_assets import (
     JQUERY_URL,
     MATHJAX_URL,
@@ -238,6 +238,7 @@ def build_site(mode: str, executed_dir: Path, site_dir: Path) -> list[Chapter]:
             if not chapter.is_solutions:
                 deck_notebook = copy.deepcopy(notebook)
                 apply_slide_types(deck_notebook)  # fills in only what the notebook lacks
+                split_long_code_cells(deck_notebook)  # the deck's script cuts what is still tall
                 deck, _ = deck_exporter.from_notebook_node(
                     deck_notebook, resources={"metadata": {"name": chapter.title}}
                 )
