@@ -105,7 +105,9 @@ SHOWN_WORDS = """() => {
     .forEach((node) => node.remove());
   const words = [];
   const walker = document.createTreeWalker(slides, NodeFilter.SHOW_TEXT);
-  while (walker.nextNode()) { words.push(...walker.currentNode.data.split(/\\s+/).filter(Boolean)); }
+  while (walker.nextNode()) {
+    words.push(...walker.currentNode.data.split(/\\s+/).filter(Boolean));
+  }
   return {words: words,
           pictures: slides.querySelectorAll("img").length};
 }"""
