@@ -33,11 +33,15 @@ MEASURE_EVERY_SLIDE = """() => {
 
 @pytest.fixture(scope="module")
 def deck_heights(browser, site_url, screenshots_dir):
-    """{stem: [{h, v, ratio, title}, ...]} for every chapter's deck, tallest slide photographed."""
+    """{"slides": {stem: [{h, v, ratio, title}, ...]}, "errors": [...]} over every chapter's deck;
+    each deck's tallest slide is photographed."""
     context = browser.new_context(viewport=SCREEN)
     context.route("**/*", lambda route: route.continue_()
                   if route.request.url.startswith((site_url, "data:", "blob:")) else route.abort())
     page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
     measured = {}
     for stem in CHAPTER_STEMS:
         page.goto(f"{site_url}{stem}.slides.html", wait_until="load")
@@ -52,7 +56,7 @@ def deck_heights(browser, site_url, screenshots_dir):
     mode = SITE_DIR.name
     (screenshots_dir / f"deck_fit_{mode}.md").write_text(fit_report(measured, mode),
                                                           encoding="utf-8")
-    return measured
+    return {"slides": measured, "errors": errors}
 
 
 def fit_report(measured: dict[str, list[dict]], mode: str) -> str:
@@ -85,12 +89,12 @@ def test_the_report_counts_fitting_and_tallest_slides():
 @pytest.mark.parametrize("stem", CHAPTER_STEMS)
 def test_no_slide_is_much_taller_than_the_screen(deck_heights, stem):
     too_tall = [f"{slide['h']}/{slide['v']} {slide['title']!r}: {slide['ratio']:.2f} screens"
-                for slide in deck_heights[stem] if slide["ratio"] > MAX_HEIGHT_RATIO]
+                for slide in deck_heights["slides"][stem] if slide["ratio"] > MAX_HEIGHT_RATIO]
     assert too_tall == []
 
 
 def test_nearly_every_slide_fits_the_screen(deck_heights):
-    every = [slide for slides in deck_heights.values() for slide in slides]
+    every = [slide for slides in deck_heights["slides"].values() for slide in slides]
     fitting = sum(slide["ratio"] <= 1 for slide in every)
     assert len(every) >= 10 * len(CHAPTER_STEMS)  # the decks are cut into slides at all
     assert fitting / len(every) >= MIN_SHARE_FITTING, (
@@ -117,6 +121,10 @@ def is_in_order_within(wanted: list[str], found: list[str]) -> bool:
     """True when `wanted` appears in `found` in the same order, other words allowed between."""
     remaining = iter(found)
     return all(word in remaining for word in wanted)
+
+
+def test_fitting_the_decks_raises_no_errors(deck_heights):
+    assert deck_heights["errors"] == []
 
 
 def test_in_order_within_finds_subsequences_only():
