@@ -4,9 +4,12 @@ import nbformat
 import pytest
 from slide_metadata import (
     apply_slide_types,
+    code_cut_points,
     main,
     problems,
     split_at_headings,
+    split_code_lines,
+    split_long_code_cells,
     suggested_slide_types,
 )
 
@@ -156,3 +159,72 @@ def test_the_command_line_checks_then_applies_in_the_clean_notebooks_format(note
     text = notebook_file.read_text(encoding="utf-8")
     assert text == nbformat.writes(nbformat.reads(text, as_version=4)) + "\n"
     assert main(["--check", str(notebook_file)]) == 0
+
+
+LONG_CODE = """import numpy as np
+
+class Model:
+    \"\"\"A docstring
+
+    with a blank line inside.\"\"\"
+
+    def first(self):
+        values = [
+            1,
+
+            2,
+        ]
+        return values
+
+    def second(self):
+        return 2
+
+result = Model().first()
+print(result)"""
+
+
+def test_code_is_cut_only_between_statements_and_best_at_top_level():
+    lines = LONG_CODE.split("\n")
+    points = dict(code_cut_points(lines))
+    assert points[lines.index("class Model:")] == 0  # top level, after a blank line
+    assert points[lines.index("    def first(self):")] == 1  # a method
+    assert points[lines.index("print(result)")] == 3  # a statement, no blank line before
+    assert lines.index("    with a blank line inside.\"\"\"") not in points  # in a string
+    assert lines.index("            2,") not in points  # inside brackets
+
+
+def non_blank(text):
+    return [line for line in text.split("\n") if line.strip()]
+
+
+def test_long_code_is_cut_into_even_pieces_within_the_limit_and_nothing_is_lost():
+    assert split_code_lines(LONG_CODE, limit=30) == [LONG_CODE]  # short enough already
+    pieces = split_code_lines(LONG_CODE, limit=14)
+    assert non_blank("\n".join(pieces)) == non_blank(LONG_CODE)  # only blank lines at a cut go
+    assert len(pieces) == 2 and all(len(piece.split("\n")) <= 14 for piece in pieces)
+    assert pieces[1].startswith("    def first(self):")  # a method, not the list's middle
+    # A tighter limit leaves no blank-line cut that keeps both pieces short: the next statement.
+    assert split_code_lines(LONG_CODE, limit=12)[1].startswith("        values = [")
+    # With no place to cut at all, plain cuts at even shares, still within the limit.
+    flat = "\n".join(f"x{i} = [{i}," for i in range(10))
+    pieces = split_code_lines(flat, limit=4)
+    assert "\n".join(pieces) == flat
+    assert sorted(len(piece.split("\n")) for piece in pieces) == [3, 3, 4]
+
+
+def test_a_deck_shows_long_cells_in_pieces_with_outputs_on_the_last():
+    notebook = nbformat.v4.new_notebook()
+    long_cell = code(LONG_CODE, "long")
+    long_cell.outputs = [nbformat.v4.new_output("stream", text="[1, 2]\n")]
+    long_cell.metadata["slideshow"] = {"slide_type": "fragment"}
+    notebook.cells = [markdown("## Title", "t"), long_cell, code("short()", "short")]
+    assert split_long_code_cells(notebook, limit=14) == 1
+    sources = [cell.source for cell in notebook.cells]
+    assert sources[0] == "## Title" and sources[-1] == "short()"
+    first, second = notebook.cells[1:3]
+    assert non_blank(first.source + "\n" + second.source) == non_blank(LONG_CODE)
+    assert first.outputs == [] and second.outputs == long_cell.outputs
+    assert first.metadata["slideshow"]["slide_type"] == "fragment"  # the cell's own type
+    assert second.metadata["slideshow"]["slide_type"] == "-"  # the rest goes with it
+    assert first.id == "long" and second.id != "long"
+    nbformat.validate(notebook)  # valid, unique cell ids

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import nbformat
 from nbconvert import SlidesExporter
-from slide_metadata import apply_slide_types
+from slide_metadata import apply_slide_types, split_long_code_cells
 from vendor_assets import (
     JQUERY_URL,
     MATHJAX_URL,
@@ -262,6 +262,7 @@ def build_site(mode: str, executed_dir: Path, site_dir: Path, jobs: int = 1) -> 
                 continue
             deck_notebook = without_cdn_scripts(notebook)
             apply_slide_types(deck_notebook)  # fills in only what the notebook lacks
+            split_long_code_cells(deck_notebook)  # the deck's script cuts what is still tall
             deck, _ = exporter.from_notebook_node(
                 deck_notebook, resources={"metadata": {"name": chapter.title}}
             )

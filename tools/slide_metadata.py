@@ -12,6 +12,11 @@ parameters cell sit below the title slide, out of a talk's way but one key away)
 plumbing is skipped; a bold takeaway, a comment under a picture and a second code cell in a row
 appear as fragments. A markdown cell that ends one section and starts the next heading is split
 at the heading first, so that every heading starts its own cell.
+
+For the built decks only, `split_long_code_cells` cuts a code cell longer than a slide holds into
+consecutive cells (between statements where it can; the outputs stay with the last piece); the
+deck's own script then cuts each slide that is still taller than the screen (tools/site_templates/
+course_reveal). The notebooks themselves keep their cells whole.
 """
 
 from __future__ import annotations
@@ -93,6 +98,87 @@ def split_heading_cells(notebook: nbformat.NotebookNode) -> int:
                 taken.add(twin.id)
             cells.append(twin)
             added += 1
+    notebook.cells = cells
+    return added
+
+
+# About 35 lines of 15 px code fill the 700 px slide; 30 leave room for a label and margins.
+SLIDE_CODE_LINES = 30
+
+
+def code_cut_points(lines: list[str]) -> list[tuple[int, int]]:
+    """(line index, rank) where code may be cut for a slide; the lower the rank, the better.
+
+    After a blank line: 0 before a top-level statement, 1 before an indented one (a method), 2
+    before a deeper one; 3 before any other statement. Never inside brackets or a string.
+    """
+    points, depth, in_string = [], 0, None
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        continued = index > 0 and lines[index - 1].rstrip().endswith("\\")
+        if index > 0 and depth == 0 and in_string is None and stripped and not continued:
+            indent = len(line) - len(line.lstrip())
+            after_blank = not lines[index - 1].strip()
+            points.append((index, (0 if indent == 0 else 1 if indent <= 4 else 2)
+                           if after_blank else 3))
+        text = line.split("#", 1)[0] if in_string is None else line
+        for quote in ('"""', "'''"):
+            if text.count(quote) % 2 == 1 and in_string in (None, quote):
+                in_string = None if in_string == quote else quote
+        if in_string is None:
+            depth = max(0, depth + sum(text.count(c) for c in "([{")
+                        - sum(text.count(c) for c in ")]}"))
+    return points
+
+
+def split_code_lines(source: str, limit: int = SLIDE_CODE_LINES) -> list[str]:
+    """The code cut into as few pieces of at most `limit` lines as it needs, of even length.
+
+    Each cut is the best-ranked cut point (see code_cut_points) that keeps every piece within
+    the limit, the nearest to an even share; with none, a plain cut at the even share.
+    """
+    lines = source.split("\n")
+    if len(lines) <= limit:
+        return [source]
+    points = code_cut_points(lines)
+    pieces, start = [], 0
+    while len(lines) - start > limit:
+        left = -(-(len(lines) - start) // limit)  # pieces still to make, this one included
+        share = start + round((len(lines) - start) / left)
+        lowest = len(lines) - limit * (left - 1)  # the rest must still fit in left - 1 pieces
+        window = [(rank, abs(index - share), index) for index, rank in points
+                  if max(start + 1, lowest) <= index <= start + limit]
+        end = min(window)[2] if window else share
+        pieces.append("\n".join(lines[start:end]).rstrip("\n"))
+        start = end
+    pieces.append("\n".join(lines[start:]))
+    return pieces
+
+
+def split_long_code_cells(notebook: nbformat.NotebookNode,
+                          limit: int = SLIDE_CODE_LINES) -> int:
+    """For a deck: cut code cells longer than `limit` lines, in place; return the cells added."""
+    taken = {cell.get("id") for cell in notebook.cells if cell.get("id")}
+    cells, added = [], 0
+    for cell in notebook.cells:
+        pieces = (split_code_lines(cell.source, limit) if cell.cell_type == "code"
+                  else [cell.source])
+        if len(pieces) == 1:
+            cells.append(cell)
+            continue
+        for number, piece in enumerate(pieces):
+            part = copy.deepcopy(cell)
+            part.source = piece
+            last = number == len(pieces) - 1
+            if not last:
+                part.outputs = []
+            if number > 0:
+                part.metadata.setdefault("slideshow", {})["slide_type"] = CONTINUE
+                if "id" in cell:
+                    part.id = _new_cell_id(cell.id, taken)
+                    taken.add(part.id)
+            cells.append(part)
+        added += len(pieces) - 1
     notebook.cells = cells
     return added
 
