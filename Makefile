@@ -57,7 +57,7 @@ lint: setup  ## ruff on the package, tests, tools and notebooks; notebooks must 
 notebooks: setup data  ## execute every notebook headlessly: make notebooks MODE=default
 	$(BIN)/python tools/run_notebooks.py --mode $(MODE)
 
-site: setup data  ## execute every notebook and build pages + slide decks: make site MODE=smoke JOBS=2
+site: setup data  ## execute every notebook, build pages (Sphinx) + slide decks: make site MODE=smoke JOBS=2
 	$(BIN)/python tools/run_notebooks.py --mode $(MODE) --no-html --jobs $(JOBS)
 	$(BIN)/python tools/build_site.py --mode $(MODE)
 

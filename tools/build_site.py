@@ -4,14 +4,17 @@
     python tools/build_site.py --mode smoke                  # then build/site/smoke/
     python tools/build_site.py --mode smoke --execute        # both steps in one
 
-For every build/executed/<mode>/NN_*.ipynb it writes NN_*.html (the JupyterLab look, with an
-"index | previous | next" bar) and, for a chapter, NN_*.slides.html (a reveal.js deck); a
-chapter's solutions notebook (NN_*_solutions) gets a page, right after its chapter, and no deck.
-index.html lists the chapters in order, each with its deck and its solutions. reveal.js,
-require.js, jQuery and MathJax are copied into _static/, links
-between notebooks point at their pages, and the build fails if a page would still load
-anything from another host. Cells without a slide type get one from tools/slide_metadata.py's
-rules, so every deck is cut into slides even before the notebooks carry the metadata.
+The pages come from Sphinx: myst-nb reads a temporary copy of build/executed/<mode>/NN_*.ipynb
+(outputs as they are, nothing executed) and sphinx-book-theme lays out NN_*.html with the course's
+table of contents beside it (a chapter's solutions notebook, NN_*_solutions, right after it),
+previous/next links and an offline search (searchindex.js); the settings are in
+site_templates/sphinx/conf.py. index.html lists the chapters in order, each with its deck and its
+solutions. Each chapter also gets NN_*.slides.html, a reveal.js deck from nbconvert; cells without
+a slide type get one from tools/slide_metadata.py's rules, so every deck is cut into slides even
+before the notebooks carry the metadata. reveal.js, require.js, jQuery and MathJax 2 (for the
+pages too) are copied into _static/, links between notebooks point at their pages, and the build
+fails on any Sphinx warning or if a page, style sheet or script would still load anything from
+another host.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-from nbconvert import HTMLExporter, SlidesExporter
+from nbconvert import SlidesExporter
 from slide_metadata import apply_slide_types, split_long_code_cells
 from vendor_assets import (
     JQUERY_URL,
@@ -46,17 +49,21 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 EXECUTED_DIR = REPO_ROOT / "build" / "executed"
 SITE_DIR = REPO_ROOT / "build" / "site"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "site_templates"
+SPHINX_CONF_DIR = TEMPLATES_DIR / "sphinx"  # conf.py, and _static/course.css for the index
 COURSE_TITLE = "Autoencoders and GANs, hands-on"
 
 # Chapters link to solutions/NN_name_solutions.ipynb, solutions to ../NN_name.ipynb: on the site
 # every page lies in one folder.
 NOTEBOOK_LINK = re.compile(r'href="(?:solutions/|\.\./)?(\d\d_[\w-]+)\.ipynb(#[^"]*)?"')
 SOLUTIONS_SUFFIX = "_solutions"
+# The same links in a markdown cell, as Sphinx reads them: every notebook is in its source folder.
+SOURCE_NOTEBOOK_LINK = re.compile(r"\]\((?:solutions/|\.\./)?(\d\d_[\w-]+\.ipynb)(?:#([^)\s]*))?\)")
 # Plotly's notebook renderer adds a MathJax 3 <script> from a CDN to every figure; the pages
 # already load MathJax 2 locally, which Plotly uses too, so the CDN copy is dropped.
 CDN_MATHJAX_SCRIPT = re.compile(
     r'<script[^>]*\bsrc="https?://[^"]*mathjax[^"]*"[^>]*>\s*</script>', re.IGNORECASE
 )
+PLOTLY_JSON = "application/vnd.plotly.v1+json"
 # What a browser would fetch by itself: script and image sources, style sheets, CSS imports.
 REMOTE_LOAD = re.compile(
     r'<(?:script|img|iframe|source|audio|video)\b[^>]*\bsrc\s*=\s*["\']?((?:https?:)?//[^"\' >]+)'
@@ -109,11 +116,13 @@ def remote_loads(page: str) -> list[str]:
 
 
 def rewrite_notebook_links(page: str, suffix: str) -> str:
-    """Point links to NN_name.ipynb at the built NN_name<suffix> instead (solutions: a page)."""
+    """Point links to NN_name.ipynb at the built NN_name<suffix> instead (solutions: a page,
+    whose headings carry MyST's anchors)."""
     def target(match: re.Match) -> str:
-        stem = match.group(1)
-        ending = ".html" if stem.endswith(SOLUTIONS_SUFFIX) else suffix  # no deck for solutions
-        return f'href="{stem}{ending}{match.group(2) or ""}"'
+        stem, anchor = match.group(1), match.group(2) or ""
+        if stem.endswith(SOLUTIONS_SUFFIX):  # no deck for solutions: their Sphinx page
+            return f'href="{stem}.html' + (f"#{heading_slug(anchor[1:])}" if anchor else "") + '"'
+        return f'href="{stem}{suffix}{anchor}"'
 
     return NOTEBOOK_LINK.sub(target, page)
 
@@ -131,83 +140,101 @@ def without_cdn_scripts(notebook: nbformat.NotebookNode) -> nbformat.NotebookNod
     return notebook
 
 
-def navigation(chapters: list[Chapter], index: int, slides: bool, css_class: str) -> str:
-    """The "index | previous | next | slides" bar of one chapter's page."""
-    links = ['<a href="index.html">&larr; index</a>']
-    if index > 0:
-        before = chapters[index - 1]
-        links.append(f'<a href="{before.page}" rel="prev">previous: {html.escape(before.title)}'
-                     '</a>')
-    if index + 1 < len(chapters):
-        after = chapters[index + 1]
-        links.append(f'<a href="{after.page}" rel="next">next: {html.escape(after.title)}</a>')
-    if slides and not chapters[index].is_solutions:
-        links.append(f'<a href="{chapters[index].slides}">slides</a>')
-    separator = '<span class="sep">|</span>'
-    return f'<nav class="course-nav {css_class}">{separator.join(links)}</nav>'
+def sphinx_source(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The notebook as Sphinx reads it: no CDN scripts, links between notebooks in one folder."""
+    notebook = without_cdn_scripts(notebook)
+
+    def target(match: re.Match) -> str:
+        anchor = match.group(2)
+        return f"]({match.group(1)}" + (f"#{heading_slug(anchor)}" if anchor else "") + ")"
+
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            cell.source = SOURCE_NOTEBOOK_LINK.sub(target, cell.source)
+        for output in cell.get("outputs", []):
+            # The figure's text/html draws it; myst-nb has no renderer for Plotly's JSON.
+            output.get("data", {}).pop(PLOTLY_JSON, None)
+    return notebook
 
 
-def index_page(chapters: list[Chapter], mode: str) -> str:
-    """The site's front page: the course title, the run mode and the chapters in order."""
+def heading_slug(anchor: str) -> str:
+    """JupyterLab's anchor of a heading ("Exercise-1") as MyST spells it ("exercise-1")."""
+    return re.sub(r"[^\w\-]", "", anchor.lower())
+
+
+def index_source(chapters: list[Chapter], mode: str) -> str:
+    """index.md: the course title, the run mode, the chapters in order and the table of contents
+    (every page, each solutions page right after its chapter)."""
     solved = {chapter.stem for chapter in chapters if chapter.is_solutions}
 
     def row(chapter: Chapter) -> str:
         solutions = chapter.stem + SOLUTIONS_SUFFIX
         link = (f' <a class="solutions" href="{solutions}.html">solutions</a>'
                 if solutions in solved else "")
-        return (f'      <li><a class="chapter" href="{chapter.page}">'
+        return (f'<li><a class="chapter" href="{chapter.page}">'
                 f'{html.escape(chapter.title)}</a>{link}'
                 f' <a class="deck" href="{chapter.slides}">slides</a></li>')
 
     rows = "\n".join(row(chapter) for chapter in chapters if not chapter.is_solutions)
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <meta name="viewport" content="width=device-width, initial-scale=1.0">
-  <title>{html.escape(COURSE_TITLE)}</title>
-  <style>
-    body {{ font-family: system-ui, sans-serif; max-width: 46rem; margin: 2rem auto;
-            padding: 0 1rem; line-height: 1.5; color: #222; }}
-    h1 {{ margin-bottom: 0.2rem; }}
-    .mode {{ background: #f3f6fa; border-left: 4px solid #4a7ab5; padding: 0.6rem 1rem; }}
-    ol.chapters {{ list-style: none; padding: 0; }}
-    ol.chapters li {{ padding: 0.35rem 0; border-bottom: 1px solid #eee; }}
-    a {{ color: #1f5fa8; text-decoration: none; }}
-    a.deck {{ float: right; font-size: 0.9em; }}
-    a.solutions {{ font-size: 0.9em; margin-left: 0.6rem; padding: 0 0.4rem;
-                   border: 1px solid #c9d6e8; border-radius: 3px; }}
-  </style>
-</head>
-<body>
-  <h1>{html.escape(COURSE_TITLE)}</h1>
-  <p>Autoencoders and generative adversarial networks with TensorFlow and Keras 3, as
-  notebooks to read and slide decks to present. Every page works offline.</p>
-  <p class="mode">These pages were executed in <strong>{mode}</strong> mode:
-  {html.escape(MODE_DESCRIPTIONS[mode])}. Figures and numbers from other modes differ; the
-  code is the same.</p>
-  <h2>Chapters</h2>
-  <p>Each chapter ends with exercises; its <em>solutions</em> page solves them in code, run in
-  the same mode, with the results to compare yours with.</p>
-  <ol class="chapters">
+    toctree = "\n".join(chapter.stem for chapter in chapters)
+    return f"""# {COURSE_TITLE}
+
+Autoencoders and generative adversarial networks with TensorFlow and Keras 3, as notebooks to
+read and slide decks to present. Every page works offline.
+
+<p class="mode">These pages were executed in <strong>{mode}</strong> mode:
+{html.escape(MODE_DESCRIPTIONS[mode])}. Figures and numbers from other modes differ; the code is
+the same.</p>
+
+## Chapters
+
+Each chapter ends with exercises; its *solutions* page solves them in code, run in the same
+mode, with the results to compare yours with. The search box finds a word on every page.
+
+<ol class="chapters">
 {rows}
-  </ol>
-</body>
-</html>
+</ol>
+
+```{{toctree}}
+:hidden:
+:caption: Chapters and solutions
+
+{toctree}
+```
 """
 
 
-def exporters() -> tuple[HTMLExporter, SlidesExporter]:
-    """nbconvert's page and deck exporters, pointed at the site's own copies of the scripts."""
+def deck_exporter() -> SlidesExporter:
+    """nbconvert's deck exporter, pointed at the site's own copies of the scripts."""
     local = dict(mathjax_url=MATHJAX_URL, require_js_url=REQUIRE_JS_URL, jquery_url=JQUERY_URL,
                  extra_template_basedirs=[str(TEMPLATES_DIR)])
-    page = HTMLExporter(template_name="course_lab", **local)
-    deck = SlidesExporter(template_name="course_reveal", reveal_url_prefix=REVEAL_PREFIX,
+    return SlidesExporter(template_name="course_reveal", reveal_url_prefix=REVEAL_PREFIX,
                           reveal_theme=REVEAL_THEME, reveal_scroll=True, **local)
-    return page, deck
 
 
-def build_site(mode: str, executed_dir: Path, site_dir: Path) -> list[Chapter]:
+def run_sphinx(source_dir: Path, html_dir: Path, doctree_dir: Path, jobs: int) -> None:
+    """Sphinx's HTML build of source_dir; any warning (a broken link, say) fails it."""
+    from sphinx.cmd.build import build_main  # only the build needs Sphinx, not remote_loads
+
+    arguments = ["-b", "html", "-q", "-E", "-W", "--keep-going", "-j", str(jobs),
+                 "-c", str(SPHINX_CONF_DIR), "-d", str(doctree_dir),
+                 str(source_dir), str(html_dir)]
+    if build_main(arguments) != 0:
+        raise SystemExit("Sphinx could not build the site: its messages are above.")
+
+
+def site_remote_loads(html_dir: Path) -> dict[str, list[str]]:
+    """remote_loads of every page, style sheet and script of a built site, by file."""
+    found = {}
+    for path in sorted(html_dir.rglob("*")):
+        if path.suffix in (".html", ".css", ".js") and path.is_file():
+            urls = remote_loads(path.read_text(encoding="utf-8", errors="replace"))
+            if urls:
+                found[str(path.relative_to(html_dir))] = urls
+    return found
+
+
+def build_site(mode: str, executed_dir: Path, site_dir: Path, jobs: int = 1) -> list[Chapter]:
     """Write the pages, decks, index and assets of one mode into site_dir (replaced whole)."""
     sources = sorted(executed_dir.glob("[0-9][0-9]_*.ipynb"))
     if not sources:
@@ -218,50 +245,39 @@ def build_site(mode: str, executed_dir: Path, site_dir: Path) -> list[Chapter]:
     notebooks = [nbformat.read(path, as_version=4) for path in sources]
     chapters = [Chapter(path, chapter_title(notebook, path.stem))
                 for path, notebook in zip(sources, notebooks, strict=True)]
-    page_exporter, deck_exporter = exporters()
     site_dir.parent.mkdir(parents=True, exist_ok=True)
     # Built beside the old site and swapped in at the end: a failed build leaves no half site.
     staging = Path(tempfile.mkdtemp(prefix=f".{site_dir.name}-", dir=site_dir.parent))
     try:
-        install_assets(staging / "_static")
-        remote = {}
-        for number, (chapter, notebook) in enumerate(zip(chapters, notebooks, strict=True)):
-            notebook = without_cdn_scripts(notebook)
-            resources = {
-                "metadata": {"name": chapter.title},
-                "course_nav": navigation(chapters, number, slides=True, css_class="top"),
-                "course_nav_bottom": navigation(chapters, number, slides=True,
-                                                css_class="bottom"),
-            }
-            page, _ = page_exporter.from_notebook_node(notebook, resources=resources)
-            outputs = [(chapter.page, rewrite_notebook_links(page, ".html"))]
-            if not chapter.is_solutions:
-                deck_notebook = copy.deepcopy(notebook)
-                apply_slide_types(deck_notebook)  # fills in only what the notebook lacks
-                split_long_code_cells(deck_notebook)  # the deck's script cuts what is still tall
-                deck, _ = deck_exporter.from_notebook_node(
-                    deck_notebook, resources={"metadata": {"name": chapter.title}}
-                )
-                outputs.append((chapter.slides, rewrite_notebook_links(deck, ".slides.html")))
-            for name, text in outputs:
-                (staging / name).write_text(text, encoding="utf-8")
-                if remote_loads(text):
-                    remote[name] = remote_loads(text)
-            print(f"{chapter.page:48s} {'' if chapter.is_solutions else chapter.slides}",
-                  flush=True)
-        for style_sheet in (staging / "_static").rglob("*.css"):
-            if remote_loads(style_sheet.read_text(encoding="utf-8")):
-                remote[str(style_sheet.relative_to(staging))] = remote_loads(
-                    style_sheet.read_text(encoding="utf-8"))
+        source_dir, html_dir = staging / "source", staging / "html"
+        source_dir.mkdir()
+        for chapter, notebook in zip(chapters, notebooks, strict=True):
+            nbformat.write(sphinx_source(notebook), source_dir / chapter.source.name)
+        (source_dir / "index.md").write_text(index_source(chapters, mode), encoding="utf-8")
+        run_sphinx(source_dir, html_dir, staging / "doctrees", jobs)
+        install_assets(html_dir / "_static")
+        exporter = deck_exporter()
+        for chapter, notebook in zip(chapters, notebooks, strict=True):
+            if chapter.is_solutions:
+                continue
+            deck_notebook = without_cdn_scripts(notebook)
+            apply_slide_types(deck_notebook)  # fills in only what the notebook lacks
+            split_long_code_cells(deck_notebook)  # the deck's script cuts what is still tall
+            deck, _ = exporter.from_notebook_node(
+                deck_notebook, resources={"metadata": {"name": chapter.title}}
+            )
+            (html_dir / chapter.slides).write_text(
+                rewrite_notebook_links(deck, ".slides.html"), encoding="utf-8")
+            print(f"{chapter.page:48s} {chapter.slides}", flush=True)
+        remote = site_remote_loads(html_dir)
         if remote:
-            raise SystemExit(f"These pages would load files from other hosts: {remote}")
-        (staging / "index.html").write_text(index_page(chapters, mode), encoding="utf-8")
-        staging.chmod(0o755)
+            raise SystemExit(f"These files would load files from other hosts: {remote}")
+        html_dir.chmod(0o755)
         old = site_dir.with_name(f".{site_dir.name}-old")
         shutil.rmtree(old, ignore_errors=True)
         if site_dir.exists():
             os.replace(site_dir, old)
-        os.replace(staging, site_dir)
+        os.replace(html_dir, site_dir)
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -276,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--executed", type=Path, default=EXECUTED_DIR,
                         help="where the executed notebooks are, per mode (build/executed)")
     parser.add_argument("--out", type=Path, default=SITE_DIR, help="default: build/site")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="Sphinx reads this many notebooks at once (default: 1)")
     args = parser.parse_args(argv)
     if args.execute:
         import run_notebooks
@@ -285,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
             print("error: a notebook failed; the site was not built.", file=sys.stderr)
             return 1
     try:
-        chapters = build_site(args.mode, args.executed / args.mode, args.out / args.mode)
+        chapters = build_site(args.mode, args.executed / args.mode, args.out / args.mode,
+                              args.jobs)
     except VendorError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -1,11 +1,11 @@
 """The built site without a browser: every link and source resolves to a file of the site, and
-no page loads anything from another host."""
+no page, style sheet or script loads anything from another host."""
 
 from html.parser import HTMLParser
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from build_site import remote_loads
+from build_site import remote_loads, site_remote_loads
 from site_layout import CHAPTER_STEMS, SITE_DIR, SOLUTION_STEMS, unavailable
 
 
@@ -75,3 +75,15 @@ def test_notebook_links_point_at_built_pages(pages):
 def test_no_page_loads_anything_from_another_host(pages):
     assert {page.name: remote_loads(page.read_text(encoding="utf-8")) for page in pages
             if remote_loads(page.read_text(encoding="utf-8"))} == {}
+
+
+def test_no_style_sheet_or_script_of_the_site_loads_from_another_host(pages):
+    # The theme's, Sphinx's and the vendored ones alike (fonts and icons included).
+    assert site_remote_loads(SITE_DIR) == {}
+
+
+def test_the_search_index_and_the_sphinx_pages_are_there(pages):
+    names = {page.name for page in pages}
+    assert {"index.html", "search.html"} <= names
+    index = (SITE_DIR / "searchindex.js").read_text(encoding="utf-8")
+    assert all(f'"{stem}"' in index for stem in CHAPTER_STEMS + SOLUTION_STEMS)
