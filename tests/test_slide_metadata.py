@@ -228,3 +228,15 @@ def test_a_deck_shows_long_cells_in_pieces_with_outputs_on_the_last():
     assert second.metadata["slideshow"]["slide_type"] == "-"  # the rest goes with it
     assert first.id == "long" and second.id != "long"
     nbformat.validate(notebook)  # valid, unique cell ids
+
+
+def test_notebooks_get_the_rise_theme_and_keep_their_own():
+    notebook = course_like_notebook()
+    assert any("no RISE setting theme" in problem for problem in problems(notebook))
+    apply_slide_types(notebook)
+    assert notebook.metadata["rise"] == {"theme": "white"}
+    assert not any("RISE" in problem for problem in problems(notebook))
+    chosen = course_like_notebook()
+    chosen.metadata["rise"] = {"theme": "serif", "scroll": True}
+    apply_slide_types(chosen)
+    assert chosen.metadata["rise"] == {"theme": "serif", "scroll": True}

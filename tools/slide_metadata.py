@@ -11,7 +11,8 @@ and every `# `/`## ` heading open a slide, a `### ` heading a subslide (so "Run 
 parameters cell sit below the title slide, out of a talk's way but one key away); the set-up
 plumbing is skipped; a bold takeaway, a comment under a picture and a second code cell in a row
 appear as fragments. A markdown cell that ends one section and starts the next heading is split
-at the heading first, so that every heading starts its own cell.
+at the heading first, so that every heading starts its own cell. The notebook's `metadata.rise`
+gets RISE_SETTINGS (the slideshow's theme).
 
 For the built decks only, `split_long_code_cells` cuts a code cell longer than a slide holds into
 consecutive cells (between statements where it can; the outputs stay with the last piece); the
@@ -234,9 +235,18 @@ def slide_type(cell) -> str | None:
     return cell.metadata.get("slideshow", {}).get("slide_type")
 
 
+# The notebook's own RISE settings (JupyterLab's slideshow reads `metadata.rise`): reveal.js'
+# "white" theme, as in the built decks; RISE's default ("simple") loads its fonts from Google.
+RISE_SETTINGS = {"theme": "white"}
+
+
 def apply_slide_types(notebook: nbformat.NotebookNode, reset: bool = False) -> bool:
-    """Split heading cells, fill in missing slide types (all with reset); True if it changed."""
+    """Split heading cells, fill in missing slide types (all with reset) and the RISE settings;
+    True if anything changed."""
     before = nbformat.writes(notebook)
+    rise = notebook.metadata.setdefault("rise", {})
+    for key, value in RISE_SETTINGS.items():
+        rise.setdefault(key, value)
     split_heading_cells(notebook)
     kinds = suggested_slide_types(notebook.cells, keep_existing=not reset)
     for cell, kind in zip(notebook.cells, kinds, strict=True):
@@ -247,6 +257,9 @@ def apply_slide_types(notebook: nbformat.NotebookNode, reset: bool = False) -> b
 def problems(notebook: nbformat.NotebookNode) -> list[str]:
     """What --check reports: cells without a slide type and headings not at a cell's start."""
     found = []
+    missing = [key for key in RISE_SETTINGS if key not in notebook.metadata.get("rise", {})]
+    if missing:
+        found.append(f"no RISE setting {', '.join(missing)} in the notebook's metadata")
     for index, cell in enumerate(notebook.cells):
         if slide_type(cell) is None:
             found.append(f"cell {index} has no slide type")
