@@ -41,7 +41,6 @@ import io
 import json
 import os
 import shutil
-import signal
 import textwrap
 import time
 import warnings
@@ -53,7 +52,7 @@ import keras
 import numpy as np
 import xxhash
 
-from course_utils import data
+from course_utils import data, files
 
 MODEL_DIR_ENV_VAR = "COURSE_MODEL_DIR"
 COURSE_ROOT = Path(__file__).resolve().parent.parent
@@ -690,9 +689,8 @@ def _entry_arrays(training: _Training, history: dict, manifest: dict) -> dict[st
 
 
 def _save_entry(target: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    # One file, written next to its place and renamed onto it: a killed save leaves either the
-    # old entry or the new one, never half of either (and the next save or reload removes the
-    # temporary file that a killed writer left).
+    # One file, written next to its place and renamed onto it (files.write_atomically): a killed
+    # save leaves either the old entry or the new one, never half of either.
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     content = buffer.getvalue()
@@ -701,22 +699,10 @@ def _save_entry(target: Path, arrays: Mapping[str, np.ndarray]) -> None:
         with open(tmp, "wb") as file:
             file.write(content[: len(content) // 2])
             file.flush()
-            _stage("writing")
+            files.stage("writing")  # the tests interrupt a save here, half written
             file.write(content[len(content) // 2:])
-        _stage("written")
 
-    data.write_atomically(target, write)
-    _stage("renamed")
-
-
-def _stage(name: str) -> None:
-    # For the tests that interrupt a save at each of its stages (writing, written, renamed):
-    # COURSE_KILL_AT=<stage> ends this process there as `kill -9` or a power cut would, and
-    # COURSE_INTERRUPT_AT=<stage> raises KeyboardInterrupt there as Ctrl-C would.
-    if os.environ.get("COURSE_KILL_AT") == name:
-        os.kill(os.getpid(), signal.SIGKILL)
-    if os.environ.get("COURSE_INTERRUPT_AT") == name:
-        raise KeyboardInterrupt(f"interrupted at {name} (COURSE_INTERRUPT_AT)")
+    files.write_atomically(target, write)
 
 
 class _Loaded:
@@ -810,11 +796,11 @@ def _prune(target: Path) -> None:
     for legacy in [other for other in others if other.is_dir()]:
         shutil.rmtree(legacy, ignore_errors=True)
     # Temporary files that killed saves of *other* keys left (.<entry>.npz-<pid>-....part.npz).
-    for part in target.parent.glob(f".{stem}-*.npz-*{data.PART_MARKER}.npz"):
-        data.remove_stale_parts(target.parent / part.name[1: part.name.index(".npz-") + 4])
-    files = sorted((other for other in others if other.is_file()),
-                   key=lambda other: other.stat().st_mtime, reverse=True)
-    for old in files[ENTRIES_KEPT - 1:]:
+    for part in target.parent.glob(f".{stem}-*.npz-*{files.PART_MARKER}.npz"):
+        files.remove_stale_parts(target.parent / part.name[1: part.name.index(".npz-") + 4])
+    entries = sorted((other for other in others if other.is_file()),
+                     key=lambda other: other.stat().st_mtime, reverse=True)
+    for old in entries[ENTRIES_KEPT - 1:]:
         old.unlink(missing_ok=True)
 
 
@@ -909,7 +895,7 @@ class once:  # noqa: N801 - reads as a verb in the notebooks: checkpoints.once(.
         return history
 
     def _reload(self, training: _Training, target: Path, key: str, started: float):
-        data.remove_stale_parts(target)  # what a save killed in an earlier run left behind
+        files.remove_stale_parts(target)  # what a save killed in an earlier run left behind
         snapshot = _Snapshot(training)
         try:
             loaded = _Loaded(target, key, training)
@@ -958,7 +944,7 @@ def compute_once(
             return result
     result = np.asarray(compute())
     try:
-        data.write_atomically(target, lambda tmp: np.savez_compressed(tmp, result=result))
+        files.write_atomically(target, lambda tmp: np.savez_compressed(tmp, result=result))
     except Exception as error:  # the result is still returned; only the saved copy is missing
         warnings.warn(f"Computed {name}, but could not save it ({error}).", stacklevel=2)
     else:

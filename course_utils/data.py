@@ -14,19 +14,18 @@ import http.client
 import os
 import shutil
 import sys
-import tempfile
 import textwrap
 import urllib.error
 import urllib.request
 import warnings
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from course_utils import files
 from course_utils.checks import check_count, check_finite, check_number, check_seed
 
 CLASS_NAMES = (
@@ -187,86 +186,6 @@ def describe_error(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-PART_MARKER = ".part"  # temporary files are named .<name>-<pid>-<random>.part<suffix>
-
-
-def partial_files(path: Path) -> list[Path]:
-    """Temporary files that write_atomically left for path (killed mid-write). Plumbing."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        return []
-    return sorted(other for other in path.parent.glob(f".{path.name}-*{PART_MARKER}{path.suffix}")
-                  if other.is_file() or other.is_dir())
-
-
-def _writer_is_alive(part: Path, path: Path) -> bool:
-    pid = part.name[len(path.name) + 2:].split("-", 1)[0]
-    if not pid.isdigit():
-        return False
-    if int(pid) == os.getpid():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # someone else's process: assume it is still writing
-        return True
-    return True
-
-
-def remove_stale_parts(path: Path) -> list[Path]:
-    """Delete what killed writers of path left behind (their process is gone). Plumbing."""
-    removed = []
-    for part in partial_files(path):
-        if not _writer_is_alive(part, path):
-            if part.is_dir():
-                shutil.rmtree(part, ignore_errors=True)
-            else:
-                part.unlink(missing_ok=True)
-            removed.append(part)
-    return removed
-
-
-def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """Have write(tmp) fill a temporary file, then rename it onto path. Used by every saver."""
-    path = Path(path)
-    if path.parent.exists() and not path.parent.is_dir():
-        raise NotADirectoryError(
-            f"Cannot save {path.name}: {path.parent} is a file, not a folder. Move or delete that "
-            "file, or point the course at another folder (COURSE_MODEL_DIR / COURSE_QUALITY_DIR)."
-        )
-    if path.is_dir():
-        raise IsADirectoryError(f"Cannot save {path}: a folder of that name is in the way; "
-                                "delete or rename it.")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError) as error:
-        raise NotADirectoryError(
-            f"Cannot save {path.name}: a file stands where a folder of {path.parent} should be "
-            f"({error}). Move or delete it, or choose another folder."
-        ) from None
-    # A writer killed with SIGKILL cannot clean up after itself; the next writer does, once the
-    # temp file's process (its pid is in the name) is gone.
-    remove_stale_parts(path)
-    # The temp file sits next to path so os.replace is an atomic rename on the same filesystem;
-    # it keeps path's suffix because Keras and NumPy choose the format by it, and the leading
-    # dot keeps it out of a casual `ls`.
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-{os.getpid()}-",
-                                        suffix=f"{PART_MARKER}{path.suffix}")
-    os.close(handle)
-    tmp_path = Path(tmp_name)
-    try:
-        write(tmp_path)
-        if not tmp_path.is_file() or tmp_path.stat().st_size == 0:
-            raise OSError(f"writing {path.name} produced no data")
-        tmp_path.chmod(0o644)  # mkstemp makes files private; nothing saved here is secret
-        os.replace(tmp_path, path)
-    except BaseException:
-        # BaseException on purpose: Ctrl-C during a write must not leave a half file either.
-        tmp_path.unlink(missing_ok=True)
-        raise
-
-
 def download_file(url: str, dest: Path, expected_sha256: str, timeout: float = TIMEOUT_S) -> None:
     """Download url to dest atomically, replacing dest only once verified. Used by make data."""
 
@@ -276,7 +195,7 @@ def download_file(url: str, dest: Path, expected_sha256: str, timeout: float = T
         if content_sha256(tmp_path) != expected_sha256:
             raise ValueError(f"checksum mismatch for {Path(dest).name} downloaded from {url}")
 
-    write_atomically(Path(dest), fetch_and_verify)
+    files.write_atomically(Path(dest), fetch_and_verify)
 
 
 def download_missing(

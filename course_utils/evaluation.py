@@ -13,7 +13,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from course_utils import checkpoints, data, metrics
+from course_utils import checkpoints, data, files, metrics
 
 
 def build_fashion_classifier() -> keras.Model:
@@ -104,7 +104,7 @@ def _load_judged(path: Path):
 
 def _save_judged(path: Path, features, probabilities) -> None:
     try:
-        data.write_atomically(path, lambda tmp: np.savez(tmp, features=features,
+        files.write_atomically(path, lambda tmp: np.savez(tmp, features=features,
                                                          probabilities=probabilities))
         kept = sorted(path.parent.glob("*.npz"), key=lambda other: other.stat().st_mtime)
         for old in kept[:-JUDGED_KEPT]:
@@ -283,7 +283,7 @@ def publish_model(model: keras.Model, name: str, run) -> Path:
     if not isinstance(model, keras.Model):
         raise TypeError(f"publish_model saves a keras.Model, not a {type(model).__name__}.")
     path = published_path(name, run)
-    data.write_atomically(path, model.save)
+    files.write_atomically(path, model.save)
     return path
 
 

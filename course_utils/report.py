@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from course_utils import checkpoints, data
+from course_utils import checkpoints, files
 
 QUALITY_DIR_ENV_VAR = "COURSE_QUALITY_DIR"
 DEFAULT_QUALITY_DIR = Path(__file__).resolve().parent.parent / "build" / "quality"
@@ -51,7 +51,7 @@ def record_quality(notebook: str, run, **figures) -> dict[str, float]:
     path = quality_dir() / run.mode / f"{notebook}.json"
     recorded = load_notebook_quality(path)
     recorded.update(figures)  # a notebook may record in several cells; the newest value wins
-    data.write_atomically(path, lambda tmp: tmp.write_text(
+    files.write_atomically(path, lambda tmp: tmp.write_text(
         json.dumps(recorded, indent=1, sort_keys=True), encoding="utf-8"))
     print("Recorded for the benchmark report: "
           + ", ".join(f"{name} = {value:.4g}" for name, value in figures.items()))
@@ -179,7 +179,7 @@ def check_claim(notebook: str, run, claim: str, holds, **values) -> bool:
     path = claims_path(notebook, run)
     recorded = load_notebook_claims(path)
     recorded[claim.strip()] = {"held": held, "values": values, "seed": run.seed}
-    data.write_atomically(path, lambda tmp: tmp.write_text(
+    files.write_atomically(path, lambda tmp: tmp.write_text(
         json.dumps(recorded, indent=1, sort_keys=True), encoding="utf-8"))
     shown = f" ({_format_values(values)})" if values else ""
     if held:

@@ -22,7 +22,7 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
-from course_utils import checkpoints, config, data, training
+from course_utils import checkpoints, config, data, files, training
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -642,7 +642,7 @@ def test_a_failed_save_warns_and_keeps_the_trained_model(notebook, model_dir, mo
     def full_disk(path, write):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(data, "write_atomically", full_disk)
+    monkeypatch.setattr(files, "write_atomically", full_disk)
     with pytest.warns(UserWarning, match="No space left on device"):
         model = notebook.build(module, CELL)
         notebook.fit(module, model, CELL, "m")
@@ -884,7 +884,7 @@ def test_a_reload_keeps_initial_epoch_numbering_and_leaves_no_probe_numbers_in_m
 def test_a_part_file_a_killed_save_of_an_older_key_left_is_removed_later(notebook, model_dir):
     folder = model_dir / "trained" / "01"
     folder.mkdir(parents=True)
-    leftover = folder / f".m-smoke-0123456789ab.npz-999999999-x{data.PART_MARKER}.npz"
+    leftover = folder / f".m-smoke-0123456789ab.npz-999999999-x{files.PART_MARKER}.npz"
     leftover.write_bytes(b"half")
     notebook.run_cell("m", notebook.code())
     assert all(not name.startswith(".") for name in folder_listing(model_dir))

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from course_utils import checkpoints, config, data, evaluation, metrics
+from course_utils import checkpoints, config, data, evaluation, files, metrics
 
 
 @pytest.fixture(autouse=True)
@@ -57,7 +57,7 @@ def test_a_judge_whose_save_fails_is_kept_not_thrown_away(smoke_run, model_dir, 
     def no_room(path, write):
         raise FileExistsError("a file stands in the way")
 
-    monkeypatch.setattr(data, "write_atomically", no_room)
+    monkeypatch.setattr(files, "write_atomically", no_room)
     with pytest.warns(UserWarning, match="could not save it"):
         judge = evaluation.load_fashion_classifier(smoke_run)
     images = data.load_fashion_mnist(limit=2000).X_valid[:200]

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from course_utils import config, data, report
+from course_utils import config, files, report
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def test_figure_names_are_lowercase_words_joined_by_underscores():
 
 def test_a_killed_writers_temp_file_is_not_read_as_a_notebook(quality_dir, smoke_run):
     report.record_quality("12", smoke_run, anomaly_auc=0.9)
-    leftover = quality_dir / "smoke" / f".12.json-999999-abcd{data.PART_MARKER}.json"
+    leftover = quality_dir / "smoke" / f".12.json-999999-abcd{files.PART_MARKER}.json"
     leftover.write_text('{"anomaly_auc": 0.1', encoding="utf-8")  # cut off mid-write
     assert report.load_quality("smoke") == {"12": {"anomaly_auc": 0.9}}
 
