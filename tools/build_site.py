@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import copy
 import html
-import os
 import re
 import shutil
 import sys
@@ -43,6 +42,7 @@ from vendor_assets import (
     install_assets,
 )
 
+from course_utils import files
 from course_utils.config import MODE_DESCRIPTIONS, MODES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -245,16 +245,18 @@ def build_site(mode: str, executed_dir: Path, site_dir: Path, jobs: int = 1) -> 
     notebooks = [nbformat.read(path, as_version=4) for path in sources]
     chapters = [Chapter(path, chapter_title(notebook, path.stem))
                 for path, notebook in zip(sources, notebooks, strict=True)]
-    site_dir.parent.mkdir(parents=True, exist_ok=True)
-    # Built beside the old site and swapped in at the end: a failed build leaves no half site.
-    staging = Path(tempfile.mkdtemp(prefix=f".{site_dir.name}-", dir=site_dir.parent))
-    try:
-        source_dir, html_dir = staging / "source", staging / "html"
-        source_dir.mkdir()
-        for chapter, notebook in zip(chapters, notebooks, strict=True):
-            nbformat.write(sphinx_source(notebook), source_dir / chapter.source.name)
-        (source_dir / "index.md").write_text(index_source(chapters, mode), encoding="utf-8")
-        run_sphinx(source_dir, html_dir, staging / "doctrees", jobs)
+
+    def fill(html_dir: Path) -> None:
+        with tempfile.TemporaryDirectory(prefix="course-site-source-") as work:
+            source_dir = Path(work) / "source"
+            source_dir.mkdir()
+            for chapter, notebook in zip(chapters, notebooks, strict=True):
+                nbformat.write(sphinx_source(notebook), source_dir / chapter.source.name)
+            (source_dir / "index.md").write_text(index_source(chapters, mode), encoding="utf-8")
+            # Sphinx builds in the work folder, because myst-nb writes a folder of its own next
+            # to Sphinx's output; only the pages go into the site.
+            run_sphinx(source_dir, Path(work) / "html", Path(work) / "doctrees", jobs)
+            shutil.copytree(Path(work) / "html", html_dir, dirs_exist_ok=True)
         install_assets(html_dir / "_static")
         exporter = deck_exporter()
         for chapter, notebook in zip(chapters, notebooks, strict=True):
@@ -272,15 +274,9 @@ def build_site(mode: str, executed_dir: Path, site_dir: Path, jobs: int = 1) -> 
         remote = site_remote_loads(html_dir)
         if remote:
             raise SystemExit(f"These files would load files from other hosts: {remote}")
-        html_dir.chmod(0o755)
-        old = site_dir.with_name(f".{site_dir.name}-old")
-        shutil.rmtree(old, ignore_errors=True)
-        if site_dir.exists():
-            os.replace(site_dir, old)
-        os.replace(html_dir, site_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+    # Built beside the old site and swapped in whole: a failed build leaves the old site.
+    files.replace_folder(site_dir, fill)
     return chapters
 
 

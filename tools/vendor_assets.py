@@ -17,10 +17,11 @@ import hashlib
 import os
 import sys
 import tarfile
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+from course_utils import files
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = REPO_ROOT / "build" / "vendor"
@@ -114,11 +115,8 @@ def fetch(package: NpmTarball, cache_dir: Path = CACHE_DIR, registry: str | None
             f"{package.name} {package.version} from {url} does not match its pinned sha512 "
             f"(got {integrity_of(data)[:30]}...); nothing was saved. {fix}"
         )
-    cache_dir.mkdir(parents=True, exist_ok=True)
     # Written beside the target and renamed: a cut download never looks like a cached one.
-    with tempfile.NamedTemporaryFile(dir=cache_dir, suffix=".part", delete=False) as part:
-        part.write(data)
-    os.replace(part.name, target)
+    files.write_atomically(target, lambda part: part.write_bytes(data))
     return target
 
 
