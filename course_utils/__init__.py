@@ -15,6 +15,8 @@ Modules, by role:
     report      headline quality figures for the benchmark, claims checked in the run (plumbing)
     solutions   run a chapter quietly before its exercises' solutions (plumbing)
     checks      the checks behind every clear error on bad input (plumbing)
+    files       write a file or replace a folder whole, never half (plumbing; every saver,
+                and tools/build_site.py and tools/vendor_assets.py)
 
 The lessons themselves (models, losses, training loops) live in the notebooks.
 """
