@@ -60,7 +60,9 @@ def site_url(site_dir):
 
 
 @pytest.fixture(scope="session")
-def browser(site_dir):
+def chromium():
+    """Debian's Chromium under Playwright, for the whole session. Playwright's sync API runs once
+    per thread, so every browser test shares this one; it needs no built site."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -69,9 +71,15 @@ def browser(site_dir):
         unavailable(f"no Chromium at {CHROMIUM}: run `sh tools/ensure_system_packages.sh chromium`")
     with sync_playwright() as playwright:
         # Debian's Chromium, never Playwright's own download (`playwright install` is not run).
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="session")
+def browser(site_dir, chromium):
+    """Chromium for the tests of the built site, which skip (or fail) without one."""
+    return chromium
 
 
 @dataclass
@@ -134,26 +142,6 @@ def screenshots_dir() -> Path:
 # These need no built site: Chromium, Playwright and the course's own virtual environment.
 
 JUPYTERLAB_READY_WITHIN_S = 60
-
-
-@pytest.fixture(scope="session")
-def lab_browser(request):
-    """Chromium for tests that need no built site. Playwright's sync API runs once per thread, so
-    where the site is built this is the site tests' own `browser`; without a site, `browser` is
-    never started and this one is launched the same way instead."""
-    if (SITE_DIR / "index.html").is_file():
-        yield request.getfixturevalue("browser")
-        return
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("Playwright is not installed: run `make setup` (it is in the dev extra)")
-    if not Path(CHROMIUM).is_file():
-        unavailable(f"no Chromium at {CHROMIUM}: run `sh tools/ensure_system_packages.sh chromium`")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @dataclass
@@ -292,10 +280,10 @@ class WatchedContext:
 
 
 @pytest.fixture
-def watched_lab(lab_browser, jupyterlab):
+def watched_lab(chromium, jupyterlab):
     """A fresh browser context for the JupyterLab server; anything not on its host is refused
     and recorded, like the site tests' `watched`."""
-    context = lab_browser.new_context(viewport={"width": 1600, "height": 1000})
+    context = chromium.new_context(viewport={"width": 1600, "height": 1000})
     watch = WatchedContext(context, jupyterlab.url)
     local_host = urlsplit(jupyterlab.url).netloc
 

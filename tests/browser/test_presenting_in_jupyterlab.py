@@ -5,7 +5,7 @@ shows the notebook's own cells. The palette's "Open as Reveal Slideshow" (RISE:s
 the same deck in a browser tab of its own. Nothing is loaded from another host.
 
 Needs no built site, only Chromium, Playwright and the course's virtual environment (the
-`jupyterlab` and `lab_browser` fixtures); without Chromium or Playwright it skips, and fails
+`jupyterlab` and `chromium` fixtures); without Chromium or Playwright it skips, and fails
 under COURSE_SITE_REQUIRED=1 (`make test`). Screenshots go to build/screenshots/.
 """
 
