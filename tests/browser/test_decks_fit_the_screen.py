@@ -31,13 +31,19 @@ MEASURE_EVERY_SLIDE = """() => {
 }"""
 
 
+def screen_context(browser, site_url):
+    """A 1280x720 browser context that may load the site and nothing else."""
+    context = browser.new_context(viewport=SCREEN)
+    context.route("**/*", lambda route: route.continue_()
+                  if route.request.url.startswith((site_url, "data:", "blob:")) else route.abort())
+    return context
+
+
 @pytest.fixture(scope="module")
 def deck_heights(browser, site_url, screenshots_dir):
     """{"slides": {stem: [{h, v, ratio, title}, ...]}, "errors": [...]} over every chapter's deck;
     each deck's tallest slide is photographed."""
-    context = browser.new_context(viewport=SCREEN)
-    context.route("**/*", lambda route: route.continue_()
-                  if route.request.url.startswith((site_url, "data:", "blob:")) else route.abort())
+    context = screen_context(browser, site_url)
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
@@ -135,9 +141,7 @@ def test_in_order_within_finds_subsequences_only():
 
 @pytest.mark.parametrize("stem", [CHAPTER_STEMS[0], CHAPTER_STEMS[12], CHAPTER_STEMS[-1]])
 def test_cutting_slides_loses_and_reorders_nothing(browser, site_url, stem):
-    context = browser.new_context(viewport=SCREEN)
-    context.route("**/*", lambda route: route.continue_()
-                  if route.request.url.startswith((site_url, "data:", "blob:")) else route.abort())
+    context = screen_context(browser, site_url)
     page = context.new_page()
     page.goto(f"{site_url}{stem}.slides.html?fit=off", wait_until="load")
     page.wait_for_function("window.courseDeck && window.courseDeck.fitted === false")
