@@ -14,7 +14,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import start_course
+
+from tools import start_course
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 READY_WITHIN_S = 60

@@ -13,10 +13,10 @@ import nbformat
 import numpy as np
 import pytest
 import tensorflow as tf
-from gan_speed import load_tagged_cells
 from keras import ops
 
 from course_utils import checkpoints, config, training
+from tools.gan_speed import load_tagged_cells
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / (
     "09_generative_adversarial_networks.ipynb"

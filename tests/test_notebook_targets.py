@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from run_notebooks import execute_notebook
+from tools.run_notebooks import execute_notebook
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "01_pca_linear_autoencoder.ipynb"
 

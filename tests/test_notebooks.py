@@ -6,7 +6,8 @@ import re
 
 import nbformat
 import pytest
-from clean_notebooks import CHECKED_TAG, clean, notebook_paths
+
+from tools.clean_notebooks import CHECKED_TAG, clean, notebook_paths
 
 # The chapters; their solutions notebooks (notebooks/solutions/) are checked in test_solutions.py.
 NOTEBOOKS = [path for path in notebook_paths()

@@ -2,7 +2,8 @@
 
 import nbformat
 import pytest
-from slide_metadata import (
+
+from tools.slide_metadata import (
     apply_slide_types,
     code_cut_points,
     main,

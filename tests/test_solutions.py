@@ -7,10 +7,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import nbformat
 import pytest
-from clean_notebooks import CHECKED_TAG, clean
 from IPython.core.interactiveshell import InteractiveShell
 
 from course_utils import solutions
+from tools.clean_notebooks import CHECKED_TAG, clean
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 CHAPTERS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))

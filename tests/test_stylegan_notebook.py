@@ -9,10 +9,10 @@ import keras
 import nbformat
 import numpy as np
 import pytest
-from gan_speed import load_tagged_cells
 from keras import ops
 
 from course_utils import checkpoints, config, data, layers, training
+from tools.gan_speed import load_tagged_cells
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / (
     "11_progressive_growing_and_stylegan.ipynb"

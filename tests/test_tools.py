@@ -5,22 +5,22 @@ import math
 import nbformat
 import numpy as np
 import pytest
-from benchmark import (
+
+from course_utils import checkpoints
+from tools.benchmark import (
     exercise_parts,
     format_exercise_table,
     format_quality_table,
     format_table,
     plot_times,
 )
-from run_notebooks import (
+from tools.run_notebooks import (
     NotebookRun,
     chapter_groups,
     execute_in_order,
     execute_notebook,
     save_outputs,
 )
-
-from course_utils import checkpoints
 
 TINY = [
     "import os\nmode = os.environ['COURSE_MODE']",
@@ -135,7 +135,7 @@ def test_benchmark_quality_table_and_time_plot(tmp_path):
 
 
 def test_gan_speed_times_both_loops_and_checks_both_train():
-    import gan_speed
+    from tools import gan_speed
 
     result = gan_speed.measure_gan_speed(n_images=320, rounds=1)
     assert result["batches_per_epoch"] == 10
@@ -150,7 +150,7 @@ def test_gan_speed_times_both_loops_and_checks_both_train():
 
 
 def test_tagged_cells_must_exist_exactly_once(tmp_path):
-    import gan_speed
+    from tools import gan_speed
 
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["a"]}),
@@ -175,7 +175,7 @@ def _run_printing(path, seconds, text, cell_seconds=None):
 
 
 def test_benchmark_counts_the_lines_checkpoints_prints():
-    import benchmark
+    from tools import benchmark
 
     # The very constants train_once prints with, not copies that could drift apart.
     assert benchmark.TRAINED_LINE is checkpoints.TRAINED_LINE
@@ -183,7 +183,7 @@ def test_benchmark_counts_the_lines_checkpoints_prints():
 
 
 def test_train_once_table_gives_the_ratio_and_counts_trained_and_reloaded_models(tmp_path):
-    from benchmark import format_train_once_table
+    from tools.benchmark import format_train_once_table
 
     trained = f"Trained conv_ae in 100 s {checkpoints.TRAINED_LINE}; the next run reloads it\n"
     reloaded = f"{checkpoints.RELOADED_LINE} conv_ae in 0.2 s (set RETRAIN = True to train)\n"
@@ -202,7 +202,7 @@ def test_train_once_table_gives_the_ratio_and_counts_trained_and_reloaded_models
 
 def test_the_claims_check_runs_each_seed_and_fails_on_a_claim_that_did_not_hold(
         tmp_path, monkeypatch):
-    import claims
+    from tools import claims
 
     notebook = nbformat.v4.new_notebook()
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
@@ -264,7 +264,7 @@ def test_notebooks_run_two_at_a_time_in_the_order_listed(tmp_path):
 
 
 def test_hash_search_benchmark_times_three_searches_on_the_same_data():
-    from benchmark import format_hash_search, measure_hash_search
+    from tools.benchmark import format_hash_search, measure_hash_search
 
     rng = np.random.default_rng(0)
     rows = measure_hash_search(rng.random((300, 28, 28)), rng.random((5, 28, 28)))
@@ -279,9 +279,9 @@ def test_hash_search_benchmark_times_three_searches_on_the_same_data():
 
 def test_sampling_benchmark_times_each_generator_with_its_steps():
     import keras
-    from benchmark import format_sampling, measure_sampling
 
     from course_utils import layers
+    from tools.benchmark import format_sampling, measure_sampling
 
     images, times, labels = keras.Input((2, 2, 1)), keras.Input(()), keras.Input((), dtype="int32")
     denoiser = keras.Model([images, times, labels], keras.layers.Conv2D(1, 1)(images))

@@ -8,9 +8,9 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from gan_speed import load_tagged_cells
 
 from course_utils import training
+from tools.gan_speed import load_tagged_cells
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / (
     "12_conditional_and_wasserstein_gans.ipynb")

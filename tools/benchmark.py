@@ -45,8 +45,10 @@ import shutil
 import time
 
 import numpy as np
-from gan_speed import format_gan_speed, measure_gan_speed
-from run_notebooks import (
+
+from course_utils.checkpoints import RELOADED_LINE, TRAINED_LINE  # what training prints
+from tools.gan_speed import format_gan_speed, measure_gan_speed
+from tools.run_notebooks import (
     BUILD_DIR,
     MODES,
     REPO_ROOT,
@@ -55,8 +57,6 @@ from run_notebooks import (
     list_notebooks,
     save_outputs,
 )
-
-from course_utils.checkpoints import RELOADED_LINE, TRAINED_LINE  # what training prints
 
 REPORT_DIR = REPO_ROOT / "build" / "benchmark"
 QUALITY_DIR = REPORT_DIR / "quality"

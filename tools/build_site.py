@@ -31,8 +31,11 @@ from pathlib import Path
 
 import nbformat
 from nbconvert import SlidesExporter
-from slide_metadata import apply_slide_types, split_long_code_cells
-from vendor_assets import (
+
+from course_utils import files
+from course_utils.config import MODE_DESCRIPTIONS, MODES
+from tools.slide_metadata import apply_slide_types, split_long_code_cells
+from tools.vendor_assets import (
     JQUERY_URL,
     MATHJAX_URL,
     REQUIRE_JS_URL,
@@ -41,9 +44,6 @@ from vendor_assets import (
     VendorError,
     install_assets,
 )
-
-from course_utils import files
-from course_utils.config import MODE_DESCRIPTIONS, MODES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXECUTED_DIR = REPO_ROOT / "build" / "executed"
@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="Sphinx reads this many notebooks at once (default: 1)")
     args = parser.parse_args(argv)
     if args.execute:
-        import run_notebooks
+        from tools import run_notebooks
 
         if run_notebooks.main(["--mode", args.mode, "--no-html",
                                "--out", str(args.executed)]) != 0:

@@ -19,9 +19,8 @@ from __future__ import annotations
 import argparse
 import shutil
 
-from run_notebooks import MODES, REPO_ROOT, environment, execute_notebook, list_notebooks
-
 from course_utils import config, report
+from tools.run_notebooks import MODES, REPO_ROOT, environment, execute_notebook, list_notebooks
 
 CLAIMS_DIR = REPO_ROOT / "build" / "claims"
 

@@ -5,8 +5,9 @@ from html.parser import HTMLParser
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from build_site import remote_loads, site_remote_loads
 from site_layout import CHAPTER_STEMS, SITE_DIR, SOLUTION_STEMS, unavailable
+
+from tools.build_site import remote_loads, site_remote_loads
 
 
 class _References(HTMLParser):

@@ -7,7 +7,8 @@ import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from vendor_assets import NpmTarball, VendorError, fetch, integrity_of, unpack
+
+from tools.vendor_assets import NpmTarball, VendorError, fetch, integrity_of, unpack
 
 
 def make_tarball(files):
