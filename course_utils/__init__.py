@@ -6,8 +6,10 @@ Modules, by role:
     plots       learning curves, image grids (live too), reconstructions, 3D, 2D embeddings
     metrics     rounded accuracy, principal angles, reconstruction MSE, class coverage, Fréchet
                 distance, precision and recall, hashing and codebook measures
-    layers      tied dense, KL sparsity, VAE sampling and latent loss, GAN layers, VQ-VAE and
-                PixelCNN, the diffusion U-Net's blocks and the diffusion / flow-matching sampler
+    autoencoder_layers  tied dense (NB 3), KL sparsity (NB 7), VAE sampling and latent loss (NB 8)
+    gan_layers  minibatch discrimination (NB 9), ProGAN's and StyleGAN's layers and blocks (NB 11)
+    discrete_layers  VQ-VAE's vector quantiser, PixelCNN's masked convolution and sampler (NB 13)
+    diffusion_layers  time embedding, the U-Net's residual block, the diffusion sampler (NB 14)
     training    the two-phase GAN model, experience replay, GAN progress snapshots, the
                 gradient penalty of WGAN-GP
     evaluation  the judge classifier for generated images, published models

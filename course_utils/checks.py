@@ -147,6 +147,33 @@ def check_seed(seed: object) -> int:
     return int(seed)
 
 
+def check_optional_seed(seed: object) -> int | None:
+    """Return a layer's seed as an int, or None (draw afresh), else raise. The layer modules."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise TypeError(f"seed must be an integer or None, got {seed!r}; pass e.g. seed=42.")
+    return None if seed is None else int(seed)
+
+
+def check_activation(identifier):
+    """Return the Keras activation a name or function stands for, else raise. The layer modules."""
+    import keras  # here, not at the top: config imports checks before TensorFlow is quietened
+
+    try:
+        return keras.activations.get(identifier)
+    except (ValueError, TypeError):
+        raise ValueError(f"Unknown activation {identifier!r}; pass a Keras activation name such "
+                         'as "relu", "sigmoid" or "tanh", a function, or None.') from None
+
+
+def check_feature_maps(layer_name: str, input_shape) -> None:
+    """Raise unless a layer's input is shaped (batch, height, width, channels). Layer modules."""
+    if len(input_shape) != 4:
+        raise ValueError(
+            f"{layer_name} works on feature maps shaped (batch, height, width, channels); "
+            f"got {tuple(input_shape)}."
+        )
+
+
 def check_class_labels(labels, n_classes: int, name: str = "labels",
                        count: int | None = None) -> np.ndarray:
     """Return class indices as an int32 vector in [0, n_classes), else raise. Notebooks 12 and 15.

@@ -289,7 +289,13 @@ def publish_model(model: keras.Model, name: str, run) -> Path:
 
 def load_published_model(name: str, run) -> keras.Model:
     """Reload (safe mode) a model published by an earlier notebook, or explain the fix. NB 15."""
-    from course_utils import layers  # noqa: F401  (registers the course's layers for loading)
+    # Importing the layer modules registers the course's layers, so that safe mode finds them.
+    from course_utils import (  # noqa: F401
+        autoencoder_layers,
+        diffusion_layers,
+        discrete_layers,
+        gan_layers,
+    )
 
     path = published_path(name, run)
     notebook = f"notebooks/{PUBLISHED_FROM[name]}.ipynb"

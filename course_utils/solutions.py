@@ -1,4 +1,5 @@
-"""Plumbing for the solutions notebooks (notebooks/solutions/): run a chapter quietly, then solve.
+"""Run a chapter's code from elsewhere: whole and quietly before its solutions, or only its tagged
+cells (tests and tools run a chapter's own model code this way). Plumbing.
 
 A solutions notebook starts with `run_chapter("NN")`: every code cell of chapter NN runs in the
 same kernel with its output hidden, so the chapter's data, functions and trained models are at
@@ -173,3 +174,36 @@ def run_chapter(chapter: str, mode: str | None = None, retrain: bool | None = No
     return ChapterRun(path=path, seconds=time.perf_counter() - started,
                       reloaded=captured.stdout.count(RELOADED_LINE),
                       trained=captured.stdout.count(TRAINED_LINE), changed=changed)
+
+
+def tagged_cell_source(path: Path, tag: str) -> str:
+    """The source of the one cell of a notebook tagged `tag`, else raise. Tests, tools/gan_speed."""
+    import nbformat
+
+    tagged = [cell for cell in nbformat.read(path, as_version=4).cells
+              if tag in cell.metadata.get("tags", [])]
+    if len(tagged) != 1:
+        raise ValueError(f"{Path(path).name} needs exactly one cell tagged {tag!r}, has "
+                         f"{len(tagged)}; tag the cell in JupyterLab's property inspector.")
+    return tagged[0].source
+
+
+def run_tagged_cells(path: Path, tags, namespace: Mapping[str, object] | None = None) -> dict:
+    """Run a notebook's cells tagged `tags`, in that order, quietly; return their names.
+
+    `namespace` supplies what the cells expect from earlier cells (imports, constants); keras,
+    tf and ops are there already. Tests and tools/gan_speed.py run a chapter's own code this way.
+    """
+    import contextlib
+    import io
+
+    import keras
+    import tensorflow as tf
+    from keras import ops
+
+    names = {"keras": keras, "tf": tf, "ops": ops, **(namespace or {})}
+    for tag in tags:
+        source = tagged_cell_source(path, tag)
+        with contextlib.redirect_stdout(io.StringIO()):  # the cells' own prints are for students
+            exec(compile(source, f"{Path(path).name}[{tag}]", "exec"), names)
+    return names

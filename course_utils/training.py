@@ -1,4 +1,5 @@
-"""GAN training helpers: the two-phase GAN, replay buffer, progress snapshots, gradient penalty.
+"""GAN training helpers: the two-phase GAN, replay buffer, progress snapshots, gradient penalty,
+and which weights a training step moved (for the tests and the GAN speed benchmark).
 
 `GAN` is written out in notebook 9, where it is the lesson; this copy lets notebooks 10-12 reuse it
 (as d2l saves book code into its package). tests/test_gan_notebook.py checks the two are identical.
@@ -216,6 +217,17 @@ class GanProgress(keras.callbacks.Callback):
         if self.show is not None:
             count, images = self.snapshots[-1]
             self.show(images, count)
+
+
+def copy_weights(weights) -> list[np.ndarray]:
+    """Copies of weights (model.weights, .trainable_weights) now. Tests and tools/gan_speed.py."""
+    return [np.array(weight) for weight in weights]
+
+
+def weights_moved(before, weights) -> list[bool]:
+    """For each weight, whether it differs from its copy in `before` (from copy_weights)."""
+    pairs = zip(before, weights, strict=True)
+    return [not np.array_equal(old, np.array(new)) for old, new in pairs]
 
 
 def gradient_penalty(critic, real_images, fake_images, seed=None):

@@ -15,3 +15,11 @@ def model_dir(tmp_path, monkeypatch):
 
     monkeypatch.setenv(checkpoints.MODEL_DIR_ENV_VAR, str(tmp_path))
     return tmp_path
+
+
+@pytest.fixture
+def smoke_run():
+    """The run settings of a notebook in smoke mode with the course's seed."""
+    from course_utils import config
+
+    return config.RunSettings(mode="smoke", seed=42)

@@ -21,12 +21,13 @@ import tensorflow as tf  # noqa: E402
 
 import course_utils  # noqa: E402
 from course_utils import (  # noqa: E402
-    checkpoints,
+    autoencoder_layers,
     checks,
     config,
     data,
+    diffusion_layers,
     evaluation,
-    layers,
+    gan_layers,
     metrics,
     plots,
     training,
@@ -72,10 +73,8 @@ def _close_figures():
     plt.close("all")
 
 
-@pytest.fixture(autouse=True)
-def _own_model_dir(tmp_path, monkeypatch):
-    # The judge keeps its answers under the model folder: never in build/models from a test.
-    monkeypatch.setenv(checkpoints.MODEL_DIR_ENV_VAR, str(tmp_path / "models"))
+# The judge keeps its answers under the model folder: never in build/models from a test.
+pytestmark = pytest.mark.usefixtures("model_dir")
 
 
 def _dense(units=3, input_size=5):
@@ -87,7 +86,7 @@ def _dense(units=3, input_size=5):
 def _tied_model():
     dense = keras.layers.Dense(2)
     encoder = keras.Sequential([keras.Input((4,)), dense])
-    decoder = keras.Sequential([keras.Input((2,)), layers.DenseTranspose(dense)])
+    decoder = keras.Sequential([keras.Input((2,)), autoencoder_layers.DenseTranspose(dense)])
     return keras.Sequential([encoder, decoder])
 
 
@@ -366,101 +365,103 @@ ERROR_CASES = [
     ("mixing-0-255-sources", lambda: plots.plot_style_mixing(
         IMAGES[:1] * 255, IMAGES[:1], np.zeros((1, 1, 28, 28))), ValueError,
      r"127\.5 - 1"),
-    # ---- layers.DenseTranspose ----
-    ("tied-not-dense", lambda: layers.DenseTranspose(keras.layers.Flatten()), TypeError,
+    # ---- autoencoder_layers.DenseTranspose ----
+    ("tied-not-dense", lambda: autoencoder_layers.DenseTranspose(keras.layers.Flatten()), TypeError,
      r"keras\.layers\.Dense"),
-    ("tied-bad-activation", lambda: layers.DenseTranspose(_dense(), activation="sigmoidd"),
+    ("tied-bad-activation",
+     lambda: autoencoder_layers.DenseTranspose(_dense(), activation="sigmoidd"),
      ValueError, r"Unknown activation 'sigmoidd'.*\"sigmoid\""),
-    ("tied-unbuilt-encoder", lambda: layers.DenseTranspose(keras.layers.Dense(3))(
+    ("tied-unbuilt-encoder", lambda: autoencoder_layers.DenseTranspose(keras.layers.Dense(3))(
         np.ones((2, 3), "float32")), RuntimeError, r"not built yet.*build or call the encoder"),
-    ("tied-wrong-input-size", lambda: layers.DenseTranspose(_dense(3, 5))(
+    ("tied-wrong-input-size", lambda: autoencoder_layers.DenseTranspose(_dense(3, 5))(
         np.ones((2, 4), "float32")), ValueError, r"last dimension is 3"),
-    ("tied-get-config", lambda: layers.DenseTranspose(_dense()).get_config(),
+    ("tied-get-config", lambda: autoencoder_layers.DenseTranspose(_dense()).get_config(),
      NotImplementedError, r"cannot be saved whole.*save_weights"),
     # ---- layers: KL sparsity ----
-    ("kl-relu-activations", lambda: layers.KLDivergenceRegularizer(0.05, 0.1)(
+    ("kl-relu-activations", lambda: autoencoder_layers.KLDivergenceRegularizer(0.05, 0.1)(
         np.full((4, 3), 2.0, "float32")), ValueError, r"\[0, 1\].*activation=\"sigmoid\""),
-    ("kl-tanh-activations", lambda: layers.KLDivergenceRegularizer(0.05, 0.1)(
+    ("kl-tanh-activations", lambda: autoencoder_layers.KLDivergenceRegularizer(0.05, 0.1)(
         np.array([[-0.5, 0.9], [0.9, -0.5]], "float32")), ValueError,
      r"from -0\.5 to 0\.9.*sigmoid"),
-    ("kl-nan-activations", lambda: layers.KLDivergenceRegularizer(0.05, 0.1)(
+    ("kl-nan-activations", lambda: autoencoder_layers.KLDivergenceRegularizer(0.05, 0.1)(
         np.full((2, 2), np.nan, "float32")), ValueError, r"NaN"),
-    ("kl-penalty-mean-above-1", lambda: layers.kl_divergence_penalty(
+    ("kl-penalty-mean-above-1", lambda: autoencoder_layers.kl_divergence_penalty(
         0.1, np.array([1.5], "float32")), ValueError, r"mean activations range from 1\.5"),
-    ("kl-penalty-mean-below-0", lambda: layers.kl_divergence_penalty(
+    ("kl-penalty-mean-below-0", lambda: autoencoder_layers.kl_divergence_penalty(
         0.1, tf.constant([-0.1])), ValueError, r"\[0, 1\].*L1 activity regularizer"),
-    ("kl-target-text", lambda: layers.KLDivergenceRegularizer(0.05, "0.1"), TypeError,
+    ("kl-target-text", lambda: autoencoder_layers.KLDivergenceRegularizer(0.05, "0.1"), TypeError,
      r"target must be a number.*target=0\.1"),
-    ("kl-target-bool", lambda: layers.KLDivergenceRegularizer(0.05, True), TypeError,
+    ("kl-target-bool", lambda: autoencoder_layers.KLDivergenceRegularizer(0.05, True), TypeError,
      r"target must be a number"),
-    ("kl-target-one", lambda: layers.kl_divergence_penalty(1.0, [0.5]), ValueError,
+    ("kl-target-one", lambda: autoencoder_layers.kl_divergence_penalty(1.0, [0.5]), ValueError,
      r"strictly between 0 and 1.*target=0\.1"),
-    ("kl-weight-text", lambda: layers.KLDivergenceRegularizer("0.05", 0.1), TypeError,
+    ("kl-weight-text", lambda: autoencoder_layers.KLDivergenceRegularizer("0.05", 0.1), TypeError,
      r"weight must be a number.*weight=0\.05"),
-    ("kl-weight-inf", lambda: layers.KLDivergenceRegularizer(np.inf, 0.1), ValueError,
+    ("kl-weight-inf", lambda: autoencoder_layers.KLDivergenceRegularizer(np.inf, 0.1), ValueError,
      r"0 or more \(and finite\)"),
     # ---- layers: VAE ----
-    ("latent-loss-shapes", lambda: layers.latent_loss(
+    ("latent-loss-shapes", lambda: autoencoder_layers.latent_loss(
         np.zeros((4, 10), "float32"), np.zeros((4, 1), "float32")), ValueError,
      r"same shape.*same number of units"),
-    ("sampling-seed-text", lambda: layers.Sampling(seed="42"), TypeError,
+    ("sampling-seed-text", lambda: autoencoder_layers.Sampling(seed="42"), TypeError,
      r"seed must be an integer or None.*seed=42"),
-    ("sampling-one-input", lambda: layers.Sampling()(np.zeros((2, 3), "float32")), ValueError,
+    ("sampling-one-input", lambda: autoencoder_layers.Sampling()(np.zeros((2, 3), "float32")),
+     ValueError,
      r"two inputs"),
-    ("sampling-shapes", lambda: layers.Sampling()(
+    ("sampling-shapes", lambda: autoencoder_layers.Sampling()(
         [np.zeros((2, 3), "float32"), np.zeros((2, 4), "float32")]), ValueError,
      r"same shape"),
     # ---- layers: GAN ----
-    ("minibatch-zero-kernels", lambda: layers.MinibatchDiscrimination(num_kernels=0),
+    ("minibatch-zero-kernels", lambda: gan_layers.MinibatchDiscrimination(num_kernels=0),
      ValueError, r"num_kernels must be at least 1"),
-    ("minibatch-fractional-dim", lambda: layers.MinibatchDiscrimination(kernel_dim=2.5),
+    ("minibatch-fractional-dim", lambda: gan_layers.MinibatchDiscrimination(kernel_dim=2.5),
      TypeError, r"kernel_dim must be an integer"),
-    ("minibatch-images", lambda: layers.MinibatchDiscrimination()(
+    ("minibatch-images", lambda: gan_layers.MinibatchDiscrimination()(
         np.zeros((2, 3, 3), "float32")), ValueError, r"flat feature vectors.*Flatten"),
-    ("stddev-epsilon-zero", lambda: layers.MinibatchStdDev(epsilon=0), ValueError,
+    ("stddev-epsilon-zero", lambda: gan_layers.MinibatchStdDev(epsilon=0), ValueError,
      r"epsilon must be positive.*above 0"),
-    ("stddev-epsilon-text", lambda: layers.MinibatchStdDev(epsilon="1e-8"), TypeError,
+    ("stddev-epsilon-text", lambda: gan_layers.MinibatchStdDev(epsilon="1e-8"), TypeError,
      r"epsilon must be a number"),
-    ("stddev-flat-input", lambda: layers.MinibatchStdDev()(np.zeros((2, 3), "float32")),
+    ("stddev-flat-input", lambda: gan_layers.MinibatchStdDev()(np.zeros((2, 3), "float32")),
      ValueError, r"height, width, channels"),
-    ("pixelnorm-epsilon-negative", lambda: layers.PixelNormalization(epsilon=-1), ValueError,
+    ("pixelnorm-epsilon-negative", lambda: gan_layers.PixelNormalization(epsilon=-1), ValueError,
      r"epsilon must be positive"),
-    ("equalized-dense-units", lambda: layers.EqualizedDense(0), ValueError,
+    ("equalized-dense-units", lambda: gan_layers.EqualizedDense(0), ValueError,
      r"units must be at least 1"),
-    ("equalized-dense-lr", lambda: layers.EqualizedDense(3, lr_multiplier=0), ValueError,
+    ("equalized-dense-lr", lambda: gan_layers.EqualizedDense(3, lr_multiplier=0), ValueError,
      r"lr_multiplier must be positive"),
-    ("equalized-dense-activation", lambda: layers.EqualizedDense(3, activation="leaky"),
+    ("equalized-dense-activation", lambda: gan_layers.EqualizedDense(3, activation="leaky"),
      ValueError, r"Unknown activation 'leaky'"),
-    ("equalized-conv-filters", lambda: layers.EqualizedConv2D(0), ValueError,
+    ("equalized-conv-filters", lambda: gan_layers.EqualizedConv2D(0), ValueError,
      r"filters must be at least 1"),
-    ("equalized-conv-kernel", lambda: layers.EqualizedConv2D(3, kernel_size=0), ValueError,
+    ("equalized-conv-kernel", lambda: gan_layers.EqualizedConv2D(3, kernel_size=0), ValueError,
      r"kernel_size must be at least 1"),
-    ("equalized-conv-padding", lambda: layers.EqualizedConv2D(3, padding="full"), ValueError,
+    ("equalized-conv-padding", lambda: gan_layers.EqualizedConv2D(3, padding="full"), ValueError,
      r"padding must be \"same\" or \"valid\""),
-    ("equalized-conv-flat", lambda: layers.EqualizedConv2D(3)(np.zeros((2, 5, 5), "float32")),
+    ("equalized-conv-flat", lambda: gan_layers.EqualizedConv2D(3)(np.zeros((2, 5, 5), "float32")),
      ValueError, r"height, width, channels"),
-    ("noise-seed-fraction", lambda: layers.NoiseInjection(seed=2.5), TypeError,
+    ("noise-seed-fraction", lambda: gan_layers.NoiseInjection(seed=2.5), TypeError,
      r"seed must be an integer"),
-    ("adain-one-input", lambda: layers.AdaptiveInstanceNormalization()(
+    ("adain-one-input", lambda: gan_layers.AdaptiveInstanceNormalization()(
         np.zeros((2, 4, 4, 3), "float32")), ValueError, r"\[feature_maps, w\]"),
-    ("fadein-alpha-above-1", lambda: layers.FadeIn(alpha=1.5), ValueError,
+    ("fadein-alpha-above-1", lambda: gan_layers.FadeIn(alpha=1.5), ValueError,
      r"\[0, 1\].*0 \(old path only\)"),
-    ("fadein-alpha-text", lambda: layers.FadeIn(alpha="half"), TypeError,
+    ("fadein-alpha-text", lambda: gan_layers.FadeIn(alpha="half"), TypeError,
      r"alpha must be a number"),
-    ("fadein-set-alpha-negative", lambda: layers.FadeIn().set_alpha(-0.1), ValueError,
+    ("fadein-set-alpha-negative", lambda: gan_layers.FadeIn().set_alpha(-0.1), ValueError,
      r"\[0, 1\]"),
-    ("fadein-shapes", lambda: layers.FadeIn()(
+    ("fadein-shapes", lambda: gan_layers.FadeIn()(
         [np.zeros((1, 4, 4, 1), "float32"), np.zeros((1, 8, 8, 1), "float32")]), ValueError,
      r"same shape.*upsample"),
-    ("mapping-zero-layers", lambda: layers.build_mapping_network(n_layers=0), ValueError,
+    ("mapping-zero-layers", lambda: gan_layers.build_mapping_network(n_layers=0), ValueError,
      r"n_layers must be at least 1"),
-    ("mapping-zero-codings", lambda: layers.build_mapping_network(codings_size=0), ValueError,
+    ("mapping-zero-codings", lambda: gan_layers.build_mapping_network(codings_size=0), ValueError,
      r"codings_size must be at least 1"),
-    ("synthesis-filters", lambda: layers.SynthesisBlock(0), ValueError,
+    ("synthesis-filters", lambda: gan_layers.SynthesisBlock(0), ValueError,
      r"filters must be at least 1"),
-    ("synthesis-seed-text", lambda: layers.SynthesisBlock(4, seed="1"), TypeError,
+    ("synthesis-seed-text", lambda: gan_layers.SynthesisBlock(4, seed="1"), TypeError,
      r"seed must be an integer"),
-    ("synthesis-one-input", lambda: layers.SynthesisBlock(2)(
+    ("synthesis-one-input", lambda: gan_layers.SynthesisBlock(2)(
         np.zeros((2, 4, 4, 3), "float32")), ValueError, r"\[feature_maps, w\]"),
     # ---- training.ReplayBuffer ----
     ("replay-zero-capacity", lambda: training.ReplayBuffer(0, (28, 28)), ValueError,
@@ -492,7 +493,7 @@ ERROR_CASES = [
      r"whole number of steps"),
     ("fade-schedule-dense", lambda: training.FadeInSchedule([keras.layers.Dense(2)], 10),
      TypeError, r"FadeIn layers.*got Dense"),
-    ("fade-schedule-single-layer", lambda: training.FadeInSchedule(layers.FadeIn(), 10),
+    ("fade-schedule-single-layer", lambda: training.FadeInSchedule(gan_layers.FadeIn(), 10),
      TypeError, r"\[fade_layer\]"),
     ("progress-every-zero", lambda: training.GanProgress(np.zeros((2, 3)), every=0),
      ValueError, r"every must be at least 1"),
@@ -603,20 +604,20 @@ ERROR_CASES = [
     ("fid-one-generated", lambda: evaluation.domain_fid(_judge(), IMAGES, IMAGES[:1]),
      ValueError, r"at least 2 samples"),
     # ---- notebook 14's layers and notebook 15's precision and recall ----
-    ("time-embedding-odd", lambda: layers.SinusoidalTimeEmbedding(5), ValueError,
+    ("time-embedding-odd", lambda: diffusion_layers.SinusoidalTimeEmbedding(5), ValueError,
      r"even.*pass e.g. 6"),
-    ("time-embedding-two-columns", lambda: layers.SinusoidalTimeEmbedding(4)(
+    ("time-embedding-two-columns", lambda: diffusion_layers.SinusoidalTimeEmbedding(4)(
         np.zeros((3, 2), "float32")), ValueError, r"one time per example"),
-    ("residual-block-groups", lambda: layers.ResidualBlock(12, groups=8), ValueError,
+    ("residual-block-groups", lambda: diffusion_layers.ResidualBlock(12, groups=8), ValueError,
      r"multiple of groups"),
-    ("residual-block-input-channels", lambda: layers.ResidualBlock(8)(
+    ("residual-block-input-channels", lambda: diffusion_layers.ResidualBlock(8)(
         [np.zeros((1, 4, 4, 3), "float32"), np.zeros((1, 2), "float32")]), ValueError,
      r"3 channels.*start the network with a convolution"),
-    ("sampler-rising-schedule", lambda: layers.DiffusionSampler(
+    ("sampler-rising-schedule", lambda: diffusion_layers.DiffusionSampler(
         _tiny_denoiser(), alpha_bars=[0.2, 0.9]), ValueError, r"strictly decreasing"),
-    ("sampler-too-many-steps", lambda: layers.DiffusionSampler(
+    ("sampler-too-many-steps", lambda: diffusion_layers.DiffusionSampler(
         _tiny_denoiser(), alpha_bars=[0.9, 0.2], steps=3), ValueError, r"at most"),
-    ("sampler-codings-shape", lambda: layers.DiffusionSampler(
+    ("sampler-codings-shape", lambda: diffusion_layers.DiffusionSampler(
         _tiny_denoiser(), alpha_bars=[0.9, 0.2], steps=2)(np.zeros((2, 5), "float32")),
      ValueError, r"one standard normal coding per pixel.*\(n, 4\)"),
     ("precision-recall-few-samples", lambda: metrics.precision_recall(
@@ -756,8 +757,9 @@ def test_a_refused_save_keeps_an_older_file(tmp_path):
 def test_kl_in_a_compiled_step_fails_with_the_same_message():
     # Case "kl-compiled-relu-coding-layer" of OUTSIDE_COURSE_UTILS.
     keras.utils.set_random_seed(0)
+    sparsity = autoencoder_layers.KLDivergenceRegularizer(0.05, 0.1)
     coding = keras.layers.Dense(3, activation="relu", kernel_initializer="ones",
-                                activity_regularizer=layers.KLDivergenceRegularizer(0.05, 0.1))
+                                activity_regularizer=sparsity)
     model = keras.Sequential([keras.Input((2,)), coding, keras.layers.Dense(2)])
     model.compile(loss="mse", optimizer="sgd")
     x = np.full((4, 2), 3.0, "float32")
@@ -823,7 +825,8 @@ def test_rounded_accuracy_keeps_linear_outputs_on_the_right_side_of_half():
 
 
 def test_kl_penalty_of_saturated_sigmoid_units_stays_finite():
-    penalty = np.asarray(layers.kl_divergence_penalty(0.1, np.array([0.0, 1.0], "float32")))
+    saturated = np.array([0.0, 1.0], "float32")
+    penalty = np.asarray(autoencoder_layers.kl_divergence_penalty(0.1, saturated))
     assert np.all(np.isfinite(penalty))
 
 

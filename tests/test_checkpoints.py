@@ -347,8 +347,10 @@ def test_a_model_without_input_and_a_lambda_layer_reloads_and_its_key_follows_th
     assert [checkpoints.TRAINED_LINE in text for text in printed] == [True, False, True]
 
 
-def test_a_gan_reloads_both_networks_both_optimizers_and_its_snapshots(model_dir, capsys):
-    run = config.RunSettings(mode="smoke", seed=1)
+def test_a_gan_reloads_both_networks_both_optimizers_and_its_snapshots(
+    smoke_run, model_dir, capsys
+):
+    run = smoke_run
     noise = np.random.default_rng(5).standard_normal((4, 3)).astype("float32")
 
     def train():
@@ -388,9 +390,10 @@ def tiny_gan():
     return gan, images
 
 
-def test_the_fixed_codings_of_gan_progress_are_in_the_key_but_its_display_is_not(model_dir,
-                                                                                  capsys):
-    run = config.RunSettings(mode="smoke", seed=1)
+def test_the_fixed_codings_of_gan_progress_are_in_the_key_but_its_display_is_not(
+    smoke_run, model_dir, capsys
+):
+    run = smoke_run
 
     def train(noise_seed, show):
         gan, images = tiny_gan()
@@ -409,8 +412,8 @@ def test_the_fixed_codings_of_gan_progress_are_in_the_key_but_its_display_is_not
     assert [train(0, draw), train(0, draw_differently), train(1, draw)] == [True, False, True]
 
 
-def test_a_fade_in_schedule_length_is_in_the_key(model_dir, capsys):
-    run = config.RunSettings(mode="smoke", seed=1)
+def test_a_fade_in_schedule_length_is_in_the_key(smoke_run, model_dir, capsys):
+    run = smoke_run
 
     def train(fade_steps):
         keras.utils.set_random_seed(0)
@@ -424,10 +427,12 @@ def test_a_fade_in_schedule_length_is_in_the_key(model_dir, capsys):
     assert [train(10), train(10), train(20)] == [True, False, True]
 
 
-def test_a_reshuffling_dataset_read_by_an_earlier_training_is_refused_with_the_fix(model_dir):
+def test_a_reshuffling_dataset_read_by_an_earlier_training_is_refused_with_the_fix(
+    smoke_run, model_dir
+):
     import tensorflow as tf
 
-    run = config.RunSettings(mode="smoke", seed=1)
+    run = smoke_run
     # tf.data's own shuffle draws an order nobody can replay (to_dataset without a seed too).
     shared = tf.data.Dataset.from_tensor_slices((DATA, DATA)).shuffle(
         len(DATA), seed=3, reshuffle_each_iteration=True).batch(16)
@@ -462,8 +467,9 @@ def _two_trainings_on_one_pipeline(run, peek=False, map_it=False):
 
 @pytest.mark.parametrize("map_it", [False, True], ids=["to_dataset", "mapped to_dataset"])
 def test_a_pipeline_shared_by_two_trainings_reloads_both_in_the_state_training_left(
-        model_dir, map_it):
-    run = config.RunSettings(mode="smoke", seed=1)
+    smoke_run, model_dir, map_it
+):
+    run = smoke_run
     trained_reads, trained = _two_trainings_on_one_pipeline(run, map_it=map_it)
     entries = sorted(path.name for path in (model_dir / "trained" / "01").iterdir())
     reloaded_reads, reloaded = _two_trainings_on_one_pipeline(run, map_it=map_it)
@@ -475,8 +481,10 @@ def test_a_pipeline_shared_by_two_trainings_reloads_both_in_the_state_training_l
             np.testing.assert_array_equal(a, b)
 
 
-def test_peeking_at_a_shared_pipeline_changes_what_the_next_training_sees(model_dir, capsys):
-    run = config.RunSettings(mode="smoke", seed=1)
+def test_peeking_at_a_shared_pipeline_changes_what_the_next_training_sees(
+    smoke_run, model_dir, capsys
+):
+    run = smoke_run
     _two_trainings_on_one_pipeline(run)
     count = len(list((model_dir / "trained" / "01").iterdir()))
     _two_trainings_on_one_pipeline(run, peek=True)
@@ -510,9 +518,10 @@ def test_a_damaged_entry_warns_and_trains_again_from_the_starting_weights(notebo
 RESTORE_FAILS = {"now": False}  # read by restore_arrays, so the key does not see it change
 
 
-def test_a_failed_restore_of_kept_snapshots_trains_from_the_start_not_from_the_reload(model_dir,
-                                                                                        capsys):
-    run = config.RunSettings(mode="smoke", seed=1)
+def test_a_failed_restore_of_kept_snapshots_trains_from_the_start_not_from_the_reload(
+    smoke_run, model_dir, capsys
+):
+    run = smoke_run
 
     class Fragile(training.GanProgress):
         def restore_arrays(self, arrays):
@@ -738,10 +747,10 @@ def test_an_entry_holds_no_pickle_and_says_what_it_is(notebook, model_dir):
     assert len(history["loss"]) == 2
 
 
-def test_a_layer_unbuilt_in_name_only_is_not_symbolically_built(model_dir, capsys):
+def test_a_layer_unbuilt_in_name_only_is_not_symbolically_built(smoke_run, model_dir, capsys):
     # A replay buffer makes its variables in __init__ and is never called: Keras calls it
     # unbuilt, yet nothing is missing; building the GAN on images would feed images to call().
-    run = config.RunSettings(mode="smoke", seed=1)
+    run = smoke_run
 
     class BufferedGAN(training.GAN):
         def __init__(self, *args, **kwargs):

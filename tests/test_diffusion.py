@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from course_utils import layers
+from course_utils import diffusion_layers
 
 T = 20  # a short schedule keeps the tests fast
 ALPHA_BARS = np.linspace(0.99, 0.02, T)
@@ -78,10 +78,10 @@ def _small_unet():
     times = keras.Input(())
     labels = keras.Input((), dtype="int32")
     embedding = keras.layers.Concatenate()([
-        layers.SinusoidalTimeEmbedding(8)(times), keras.layers.Embedding(11, 4)(labels)])
+        diffusion_layers.SinusoidalTimeEmbedding(8)(times), keras.layers.Embedding(11, 4)(labels)])
     maps = keras.layers.Conv2D(8, 3, padding="same")(images)
-    maps = layers.ResidualBlock(8, groups=4)([maps, embedding])
-    maps = layers.ResidualBlock(16, groups=4)([maps, embedding])
+    maps = diffusion_layers.ResidualBlock(8, groups=4)([maps, embedding])
+    maps = diffusion_layers.ResidualBlock(16, groups=4)([maps, embedding])
     return keras.Model([images, times, labels], keras.layers.Conv2D(1, 1)(maps))
 
 
@@ -89,7 +89,8 @@ def _small_unet():
 
 def test_time_embedding_matches_its_formula():
     times = np.array([0.0, 0.013, 0.5, 1.0], dtype="float32")
-    embedding = np.asarray(layers.SinusoidalTimeEmbedding(6, scale=1000.0, max_period=100.0)(times))
+    embed = diffusion_layers.SinusoidalTimeEmbedding(6, scale=1000.0, max_period=100.0)
+    embedding = np.asarray(embed(times))
     frequencies = 100.0 ** (-np.arange(3) / 3)
     angles = 1000.0 * times[:, None] * frequencies[None, :]
     np.testing.assert_allclose(embedding, np.concatenate([np.sin(angles), np.cos(angles)], 1),
@@ -97,12 +98,12 @@ def test_time_embedding_matches_its_formula():
     assert embedding.shape == (4, 6)
     # (batch, 1) times give the same embedding as (batch,) times.
     np.testing.assert_allclose(
-        np.asarray(layers.SinusoidalTimeEmbedding(6, max_period=100.0)(times[:, None])),
+        np.asarray(diffusion_layers.SinusoidalTimeEmbedding(6, max_period=100.0)(times[:, None])),
         embedding, rtol=1e-6)
 
 
 def test_time_embedding_tells_nearby_steps_apart():
-    embedding = layers.SinusoidalTimeEmbedding(32)
+    embedding = diffusion_layers.SinusoidalTimeEmbedding(32)
     steps = np.arange(1000, dtype="float32") / 1000
     vectors = np.asarray(embedding(steps))
     gaps = np.linalg.norm(np.diff(vectors, axis=0), axis=1)
@@ -111,15 +112,15 @@ def test_time_embedding_tells_nearby_steps_apart():
 
 def test_time_embedding_errors_and_reload(tmp_path):
     with pytest.raises(ValueError, match="even"):
-        layers.SinusoidalTimeEmbedding(7)
+        diffusion_layers.SinusoidalTimeEmbedding(7)
     with pytest.raises(ValueError, match="positive"):
-        layers.SinusoidalTimeEmbedding(8, scale=0)
+        diffusion_layers.SinusoidalTimeEmbedding(8, scale=0)
     with pytest.raises(ValueError, match="max_period"):
-        layers.SinusoidalTimeEmbedding(8, max_period=0.5)
+        diffusion_layers.SinusoidalTimeEmbedding(8, max_period=0.5)
     with pytest.raises(ValueError, match="one time per example"):
-        layers.SinusoidalTimeEmbedding(8)(np.zeros((3, 2), "float32"))
+        diffusion_layers.SinusoidalTimeEmbedding(8)(np.zeros((3, 2), "float32"))
     times = keras.Input(())
-    model = keras.Model(times, layers.SinusoidalTimeEmbedding(8, scale=50.0)(times))
+    model = keras.Model(times, diffusion_layers.SinusoidalTimeEmbedding(8, scale=50.0)(times))
     model.save(tmp_path / "embedding.keras")
     reloaded = keras.saving.load_model(tmp_path / "embedding.keras", safe_mode=True)
     probe = np.array([0.1, 0.7], "float32")
@@ -132,7 +133,7 @@ def test_residual_block_is_its_formula():
     rng = np.random.default_rng(1)
     maps = rng.normal(size=(2, 5, 5, 8)).astype("float32")
     embedding = rng.normal(size=(2, 3)).astype("float32")
-    block = layers.ResidualBlock(8, groups=4)
+    block = diffusion_layers.ResidualBlock(8, groups=4)
     output = np.asarray(block([maps, embedding]))
     assert block.skip is None  # same channels: the input is added unchanged
     hidden = np.asarray(block.conv_in(ops.silu(block.norm_in(maps))))
@@ -151,7 +152,7 @@ def test_residual_block_is_its_formula():
 
 def test_residual_block_passes_its_input_when_the_branch_is_silent():
     maps = np.random.default_rng(2).normal(size=(3, 4, 4, 8)).astype("float32")
-    block = layers.ResidualBlock(8, groups=2)
+    block = diffusion_layers.ResidualBlock(8, groups=2)
     block([maps, np.ones((3, 5), "float32")])
     block.conv_out.kernel.assign(np.zeros(block.conv_out.kernel.shape))
     np.testing.assert_allclose(np.asarray(block([maps, np.ones((3, 5), "float32")])), maps,
@@ -160,7 +161,7 @@ def test_residual_block_passes_its_input_when_the_branch_is_silent():
 
 def test_residual_block_changes_channels_through_a_1x1_convolution():
     maps = np.random.default_rng(3).normal(size=(2, 4, 4, 4)).astype("float32")
-    block = layers.ResidualBlock(8, groups=4)
+    block = diffusion_layers.ResidualBlock(8, groups=4)
     output = block([maps, np.zeros((2, 3), "float32")])
     assert output.shape == (2, 4, 4, 8) and block.skip is not None
     block.conv_out.kernel.assign(np.zeros(block.conv_out.kernel.shape))
@@ -171,7 +172,7 @@ def test_residual_block_changes_channels_through_a_1x1_convolution():
 
 def test_the_embedding_steers_every_block_and_a_silent_branch_ignores_it():
     maps = np.random.default_rng(5).normal(size=(1, 3, 3, 4)).astype("float32")
-    block = layers.ResidualBlock(4, groups=2)
+    block = diffusion_layers.ResidualBlock(4, groups=2)
     a = np.asarray(block([maps, np.array([[1.0, 0.0]], "float32")]))
     b = np.asarray(block([maps, np.array([[0.0, 5.0]], "float32")]))
     assert not np.allclose(a, b)  # the time changes the output
@@ -184,17 +185,18 @@ def test_the_embedding_steers_every_block_and_a_silent_branch_ignores_it():
 
 def test_residual_block_errors_and_reload(tmp_path):
     with pytest.raises(ValueError, match="multiple of groups"):
-        layers.ResidualBlock(10, groups=4)
+        diffusion_layers.ResidualBlock(10, groups=4)
     with pytest.raises(ValueError, match=r"\[feature_maps, embedding\]"):
-        layers.ResidualBlock(8)(np.zeros((1, 4, 4, 8), "float32"))
+        diffusion_layers.ResidualBlock(8)(np.zeros((1, 4, 4, 8), "float32"))
     with pytest.raises(ValueError, match="not a multiple"):
-        layers.ResidualBlock(8, groups=4)([np.zeros((1, 4, 4, 6), "float32"),
-                                           np.zeros((1, 3), "float32")])
+        diffusion_layers.ResidualBlock(8, groups=4)([np.zeros((1, 4, 4, 6), "float32"),
+                                                     np.zeros((1, 3), "float32")])
     with pytest.raises(ValueError, match="feature maps"):
-        layers.ResidualBlock(8)([np.zeros((1, 4, 8), "float32"), np.zeros((1, 3), "float32")])
+        diffusion_layers.ResidualBlock(8)([np.zeros((1, 4, 8), "float32"),
+                                           np.zeros((1, 3), "float32")])
     with pytest.raises(ValueError, match="embedding must be"):
-        layers.ResidualBlock(8)([np.zeros((1, 4, 4, 8), "float32"),
-                                 np.zeros((1, 2, 3), "float32")])
+        diffusion_layers.ResidualBlock(8)([np.zeros((1, 4, 4, 8), "float32"),
+                                           np.zeros((1, 2, 3), "float32")])
     model = _small_unet()
     model.save(tmp_path / "unet.keras")
     reloaded = keras.saving.load_model(tmp_path / "unet.keras", safe_mode=True)
@@ -209,8 +211,8 @@ def test_residual_block_errors_and_reload(tmp_path):
 @pytest.mark.parametrize("steps", [1, 3, T])
 @pytest.mark.parametrize("eta", [0.0, 1.0])
 def test_ddim_and_ddpm_following_the_exact_noise_end_on_the_data(steps, eta):
-    sampler = layers.DiffusionSampler(_denoiser(OracleDenoiser()), steps=steps,
-                                      alpha_bars=ALPHA_BARS, eta=eta, seed=1)
+    sampler = diffusion_layers.DiffusionSampler(_denoiser(OracleDenoiser()), steps=steps,
+                                                alpha_bars=ALPHA_BARS, eta=eta, seed=1)
     images = np.asarray(sampler(_codings()))
     assert images.shape == (6, 4, 4, 1)
     np.testing.assert_allclose(images, np.broadcast_to(TARGET, images.shape), atol=1e-4)
@@ -218,16 +220,16 @@ def test_ddim_and_ddpm_following_the_exact_noise_end_on_the_data(steps, eta):
 
 @pytest.mark.parametrize("steps", [1, 4, 25])
 def test_euler_steps_along_the_exact_velocity_end_on_the_data(steps):
-    sampler = layers.DiffusionSampler(_denoiser(OracleDenoiser("velocity")), steps=steps,
-                                      prediction="velocity")
+    sampler = diffusion_layers.DiffusionSampler(_denoiser(OracleDenoiser("velocity")), steps=steps,
+                                                prediction="velocity")
     images = np.asarray(sampler(_codings()))
     np.testing.assert_allclose(images, np.broadcast_to(TARGET, images.shape), atol=1e-4)
 
 
 def test_two_ddim_steps_written_out():
     factor = 0.5
-    sampler = layers.DiffusionSampler(_denoiser(ScaledDenoiser(factor)), steps=2,
-                                      alpha_bars=ALPHA_BARS)
+    sampler = diffusion_layers.DiffusionSampler(_denoiser(ScaledDenoiser(factor)), steps=2,
+                                                alpha_bars=ALPHA_BARS)
     codings = _codings()
     x = codings.reshape(-1, 4, 4, 1).astype("float64")
     for a, a_previous in ((ALPHA_BARS[-1], ALPHA_BARS[0]), (ALPHA_BARS[0], 1.0)):
@@ -240,21 +242,22 @@ def test_two_ddim_steps_written_out():
 def test_clip_none_keeps_an_estimate_outside_minus_one_to_one():
     denoiser = _denoiser(ScaledDenoiser(0.0))  # predicts no noise: x0 = x / sqrt(alpha_bar)
     codings = np.full((2, 16), 3.0, "float32")
-    clipped = layers.DiffusionSampler(denoiser, steps=1, alpha_bars=ALPHA_BARS)
-    free = layers.DiffusionSampler(denoiser, steps=1, alpha_bars=ALPHA_BARS, clip=None)
+    clipped = diffusion_layers.DiffusionSampler(denoiser, steps=1, alpha_bars=ALPHA_BARS)
+    free = diffusion_layers.DiffusionSampler(denoiser, steps=1, alpha_bars=ALPHA_BARS, clip=None)
     np.testing.assert_allclose(np.asarray(clipped(codings)), 1.0)
     np.testing.assert_allclose(np.asarray(free(codings)), 3.0 / np.sqrt(ALPHA_BARS[-1]),
                                rtol=1e-5)
     with pytest.raises(ValueError, match="clip"):
-        layers.DiffusionSampler(denoiser, steps=1, alpha_bars=ALPHA_BARS, clip=0)
+        diffusion_layers.DiffusionSampler(denoiser, steps=1, alpha_bars=ALPHA_BARS, clip=0)
 
 
 def test_ddim_is_deterministic_and_ddpm_adds_the_posterior_noise():
     denoiser = _denoiser(ScaledDenoiser(0.0))  # predicts no noise: x0 = x / sqrt(alpha_bar)
     codings = np.zeros((400, 16), "float32")
-    ddim = layers.DiffusionSampler(denoiser, steps=2, alpha_bars=[0.9, 0.5])
+    ddim = diffusion_layers.DiffusionSampler(denoiser, steps=2, alpha_bars=[0.9, 0.5])
     assert not np.any(np.asarray(ddim(codings)))
-    ddpm = layers.DiffusionSampler(denoiser, steps=2, alpha_bars=[0.9, 0.5], eta=1.0, seed=3)
+    ddpm = diffusion_layers.DiffusionSampler(denoiser, steps=2, alpha_bars=[0.9, 0.5], eta=1.0,
+                                             seed=3)
     first, second = np.asarray(ddpm(codings)), np.asarray(ddpm(codings))
     assert not np.allclose(first, second)  # fresh noise on every call
     # From x = 0 the first step lands on sigma * z, sigma^2 = (1 - 0.9) / (1 - 0.5) *
@@ -270,19 +273,19 @@ def test_guidance_extrapolates_from_the_unconditional_prediction():
     labels = np.array([3, 3, 0, 9], "int32")
     # One Euler step of size 1 adds the prediction: null + s * (label - null), null = 10.
     for guidance in (0.0, 1.0, 2.5):
-        sampler = layers.DiffusionSampler(denoiser, steps=1, prediction="velocity",
-                                          guidance=guidance)
+        sampler = diffusion_layers.DiffusionSampler(denoiser, steps=1, prediction="velocity",
+                                                    guidance=guidance)
         images = np.asarray(sampler([codings, labels]))
         expected = 10 + guidance * (labels - 10.0)
         np.testing.assert_allclose(images[:, 0, 0, 0], expected, rtol=1e-6)
-    unconditional = layers.DiffusionSampler(denoiser, steps=1, prediction="velocity",
-                                            guidance=3.0)
+    unconditional = diffusion_layers.DiffusionSampler(denoiser, steps=1, prediction="velocity",
+                                                      guidance=3.0)
     np.testing.assert_allclose(np.asarray(unconditional(codings)), 10.0)  # no labels: null
 
 
 def test_sampler_as_a_generator_reloads_in_safe_mode(tmp_path):
-    sampler = layers.DiffusionSampler(_small_unet(), steps=3, alpha_bars=ALPHA_BARS,
-                                      guidance=2.0)
+    sampler = diffusion_layers.DiffusionSampler(_small_unet(), steps=3, alpha_bars=ALPHA_BARS,
+                                                guidance=2.0)
     codings, labels = keras.Input((16,)), keras.Input((), dtype="int32")
     generator = keras.Model([codings, labels], sampler([codings, labels]))
     assert generator.output.shape == (None, 4, 4, 1)
@@ -300,29 +303,29 @@ def test_sampler_as_a_generator_reloads_in_safe_mode(tmp_path):
 def test_sampler_errors():
     denoiser = _denoiser(OracleDenoiser())
     with pytest.raises(TypeError, match="keras.Model"):
-        layers.DiffusionSampler(OracleDenoiser(), alpha_bars=ALPHA_BARS)
+        diffusion_layers.DiffusionSampler(OracleDenoiser(), alpha_bars=ALPHA_BARS)
     images = keras.Input((4, 4, 1))
     with pytest.raises(ValueError, match="three"):
-        layers.DiffusionSampler(keras.Model(images, keras.layers.Conv2D(1, 1)(images)),
-                                alpha_bars=ALPHA_BARS)
+        diffusion_layers.DiffusionSampler(keras.Model(images, keras.layers.Conv2D(1, 1)(images)),
+                                          alpha_bars=ALPHA_BARS)
     with pytest.raises(ValueError, match="prediction"):
-        layers.DiffusionSampler(denoiser, alpha_bars=ALPHA_BARS, prediction="score")
+        diffusion_layers.DiffusionSampler(denoiser, alpha_bars=ALPHA_BARS, prediction="score")
     with pytest.raises(ValueError, match="alpha_bars="):
-        layers.DiffusionSampler(denoiser)
+        diffusion_layers.DiffusionSampler(denoiser)
     with pytest.raises(ValueError, match="strictly decreasing"):
-        layers.DiffusionSampler(denoiser, alpha_bars=[0.5, 0.9])
+        diffusion_layers.DiffusionSampler(denoiser, alpha_bars=[0.5, 0.9])
     with pytest.raises(ValueError, match="strictly decreasing"):
-        layers.DiffusionSampler(denoiser, alpha_bars=[1.0, 0.5])
+        diffusion_layers.DiffusionSampler(denoiser, alpha_bars=[1.0, 0.5])
     with pytest.raises(ValueError, match="at most"):
-        layers.DiffusionSampler(denoiser, alpha_bars=ALPHA_BARS, steps=T + 1)
+        diffusion_layers.DiffusionSampler(denoiser, alpha_bars=ALPHA_BARS, steps=T + 1)
     with pytest.raises(ValueError, match="drop alpha_bars"):
-        layers.DiffusionSampler(denoiser, alpha_bars=ALPHA_BARS, prediction="velocity")
+        diffusion_layers.DiffusionSampler(denoiser, alpha_bars=ALPHA_BARS, prediction="velocity")
     with pytest.raises(ValueError, match="eta at 0"):
-        layers.DiffusionSampler(denoiser, prediction="velocity", eta=1.0)
+        diffusion_layers.DiffusionSampler(denoiser, prediction="velocity", eta=1.0)
     with pytest.raises(ValueError, match="eta"):
-        layers.DiffusionSampler(denoiser, alpha_bars=ALPHA_BARS, eta=-1)
+        diffusion_layers.DiffusionSampler(denoiser, alpha_bars=ALPHA_BARS, eta=-1)
     with pytest.raises(TypeError, match="steps"):
-        layers.DiffusionSampler(denoiser, alpha_bars=ALPHA_BARS, steps=2.5)
+        diffusion_layers.DiffusionSampler(denoiser, alpha_bars=ALPHA_BARS, steps=2.5)
     with pytest.raises(ValueError, match=r"\(n, 16\)"):
-        layers.DiffusionSampler(denoiser, alpha_bars=ALPHA_BARS, steps=3)(
+        diffusion_layers.DiffusionSampler(denoiser, alpha_bars=ALPHA_BARS, steps=3)(
             np.zeros((2, 15), "float32"))

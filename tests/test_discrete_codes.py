@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from scipy.stats import norm
 
-from course_utils import layers, metrics
+from course_utils import discrete_layers, metrics
 
 
 def _vectors(seed=0, shape=(3, 4, 4, 5)):
@@ -16,7 +16,7 @@ def _vectors(seed=0, shape=(3, 4, 4, 5)):
 
 
 def _quantizer(n_codes=8, code_dim=5, seed=1):
-    quantizer = layers.VectorQuantizer(n_codes, code_dim)
+    quantizer = discrete_layers.VectorQuantizer(n_codes, code_dim)
     quantizer.build((None, code_dim))
     quantizer.codebook.assign(np.random.default_rng(seed).normal(size=(n_codes, code_dim)))
     return quantizer
@@ -64,16 +64,16 @@ def test_lookup_carries_gradient_to_the_chosen_entries_only():
 
 def test_quantizer_errors_say_what_to_change():
     with pytest.raises(ValueError, match="end with a dimension of 5"):
-        layers.VectorQuantizer(8, 5)(_vectors(shape=(2, 3, 3, 4)))
+        discrete_layers.VectorQuantizer(8, 5)(_vectors(shape=(2, 3, 3, 4)))
     with pytest.raises(ValueError, match="n_codes must be at least 2"):
-        layers.VectorQuantizer(1, 5)
+        discrete_layers.VectorQuantizer(1, 5)
     with pytest.raises(TypeError, match="code_dim must be an integer"):
-        layers.VectorQuantizer(8, 2.5)
+        discrete_layers.VectorQuantizer(8, 2.5)
 
 
 def test_quantizer_reloads_in_safe_mode_with_its_codebook(tmp_path):
     inputs = keras.Input(shape=(4, 4, 5))
-    model = keras.Model(inputs, layers.VectorQuantizer(8, 5, name="vq")(inputs))
+    model = keras.Model(inputs, discrete_layers.VectorQuantizer(8, 5, name="vq")(inputs))
     model.get_layer("vq").codebook.assign(np.random.default_rng(3).normal(size=(8, 5)))
     model.save(tmp_path / "vq.keras")
     reloaded = keras.saving.load_model(tmp_path / "vq.keras", safe_mode=True)
@@ -87,39 +87,39 @@ def test_quantizer_reloads_in_safe_mode_with_its_codebook(tmp_path):
 
 def test_causal_masks_keep_rows_above_and_pixels_to_the_left():
     expected_a = np.array([[1, 1, 1], [1, 0, 0], [0, 0, 0]], dtype="float32")
-    np.testing.assert_array_equal(layers.causal_mask(3, "A"), expected_a)
+    np.testing.assert_array_equal(discrete_layers.causal_mask(3, "A"), expected_a)
     expected_b = expected_a.copy()
     expected_b[1, 1] = 1
-    np.testing.assert_array_equal(layers.causal_mask(3, "B"), expected_b)
-    assert layers.causal_mask(5, "A").sum() == 12  # two rows of 5, then 2 to the left
+    np.testing.assert_array_equal(discrete_layers.causal_mask(3, "B"), expected_b)
+    assert discrete_layers.causal_mask(5, "A").sum() == 12  # two rows of 5, then 2 to the left
 
 
 @pytest.mark.parametrize(("kernel_size", "mask_type", "message"), [
     (4, "A", "must be odd"), (3, "C", 'mask_type must be "A"'), (0, "A", "at least 1")])
 def test_causal_mask_errors(kernel_size, mask_type, message):
     with pytest.raises(ValueError, match=message):
-        layers.causal_mask(kernel_size, mask_type)
+        discrete_layers.causal_mask(kernel_size, mask_type)
 
 
 def test_masked_conv_equals_a_plain_convolution_with_the_masked_kernel():
-    layer = layers.MaskedConv2D(4, 3, mask_type="B", activation="relu")
+    layer = discrete_layers.MaskedConv2D(4, 3, mask_type="B", activation="relu")
     maps = _vectors(shape=(2, 5, 5, 3))
     result = np.asarray(layer(maps))
     layer.bias.assign(np.arange(4, dtype="float32") / 10)
     result = np.asarray(layer(maps))
     plain = keras.layers.Conv2D(4, 3, padding="same", activation="relu")
     plain.build(maps.shape)
-    plain.set_weights([layer.kernel.numpy() * layers.causal_mask(3, "B")[:, :, None, None],
+    plain.set_weights([layer.kernel.numpy() * discrete_layers.causal_mask(3, "B")[:, :, None, None],
                        layer.bias.numpy()])
     np.testing.assert_allclose(result, np.asarray(plain(maps)), rtol=1e-5, atol=1e-6)
 
 
 def _causal_stack():
     inputs = keras.Input(shape=(5, 5, 2))
-    hidden = layers.MaskedConv2D(6, 3, mask_type="A", activation="relu")(inputs)
+    hidden = discrete_layers.MaskedConv2D(6, 3, mask_type="A", activation="relu")(inputs)
     for _ in range(3):
-        hidden = layers.MaskedConv2D(6, 3, mask_type="B", activation="relu")(hidden)
-    return keras.Model(inputs, layers.MaskedConv2D(3, 3, mask_type="B")(hidden))
+        hidden = discrete_layers.MaskedConv2D(6, 3, mask_type="B", activation="relu")(hidden)
+    return keras.Model(inputs, discrete_layers.MaskedConv2D(3, 3, mask_type="B")(hidden))
 
 
 @pytest.mark.parametrize("position", [0, 7, 12, 24])
@@ -142,16 +142,16 @@ def test_type_b_sees_the_centre_and_type_a_does_not():
     changed = maps.copy()
     changed[0, 1, 1] += 5.0
     for mask_type, sees_centre in (("A", False), ("B", True)):
-        layer = layers.MaskedConv2D(2, 3, mask_type=mask_type)
+        layer = discrete_layers.MaskedConv2D(2, 3, mask_type=mask_type)
         moved = np.abs(np.asarray(layer(changed)) - np.asarray(layer(maps)))[0, 1, 1].sum()
         assert (moved > 0) == sees_centre
 
 
 def test_masked_conv_errors_and_reload(tmp_path):
     with pytest.raises(ValueError, match=r"\(batch, height, width, channels\)"):
-        layers.MaskedConv2D(2, 3)(np.zeros((2, 5, 5), dtype="float32"))
+        discrete_layers.MaskedConv2D(2, 3)(np.zeros((2, 5, 5), dtype="float32"))
     with pytest.raises(ValueError, match="must be odd"):
-        layers.MaskedConv2D(2, 2)
+        discrete_layers.MaskedConv2D(2, 2)
     model = _causal_stack()
     model.save(tmp_path / "masked.keras")
     reloaded = keras.saving.load_model(tmp_path / "masked.keras", safe_mode=True)
@@ -174,7 +174,7 @@ def _constant_prior(probabilities, grid=(3, 4)):
 
 def test_sampler_draws_each_code_by_the_inverse_cdf_of_its_coding():
     probabilities = np.array([0.1, 0.2, 0.3, 0.4])
-    sampler = layers.PixelCNNSampler(_constant_prior(probabilities))
+    sampler = discrete_layers.PixelCNNSampler(_constant_prior(probabilities))
     codings = np.random.default_rng(0).normal(size=(50, 12)).astype("float32")
     grids = np.asarray(sampler(codings))
     expected = np.searchsorted(np.cumsum(probabilities), norm.cdf(codings)).reshape(50, 3, 4)
@@ -186,7 +186,7 @@ def _successor_prior(n_codes=5, grid=(3, 4)):
     """Puts all its mass on (the code to the left + 1) mod n_codes; uniform in column 0."""
     inputs = keras.Input(shape=grid, dtype="int32")
     one_hot = keras.layers.Embedding(n_codes, n_codes)
-    conv = layers.MaskedConv2D(n_codes, 3, mask_type="A")
+    conv = discrete_layers.MaskedConv2D(n_codes, 3, mask_type="A")
     model = keras.Model(inputs, conv(one_hot(inputs)))
     one_hot.set_weights([np.eye(n_codes, dtype="float32")])
     kernel = np.zeros((3, 3, n_codes, n_codes), dtype="float32")
@@ -197,7 +197,7 @@ def _successor_prior(n_codes=5, grid=(3, 4)):
 
 
 def test_sampler_conditions_each_position_on_the_codes_already_drawn():
-    sampler = layers.PixelCNNSampler(_successor_prior())
+    sampler = discrete_layers.PixelCNNSampler(_successor_prior())
     codings = np.random.default_rng(1).normal(size=(20, 12)).astype("float32")
     grids = np.asarray(sampler(codings))
     np.testing.assert_array_equal(grids[:, :, 1:], (grids[:, :, :-1] + 1) % 5)
@@ -209,15 +209,15 @@ def test_sampler_conditions_each_position_on_the_codes_already_drawn():
 
 def test_sampler_errors_and_reload(tmp_path):
     with pytest.raises(TypeError, match="keras.Model"):
-        layers.PixelCNNSampler(lambda grid: grid)
+        discrete_layers.PixelCNNSampler(lambda grid: grid)
     flat_grid = keras.Input(shape=(6,), dtype="int32")
     flat_prior = keras.Model(flat_grid, keras.layers.Embedding(3, 3)(flat_grid))
     with pytest.raises(ValueError, match=r"\(batch, height, width\)"):
-        layers.PixelCNNSampler(flat_prior)
+        discrete_layers.PixelCNNSampler(flat_prior)
     with pytest.raises(ValueError, match=r"shaped \(n, 12\)"):
-        layers.PixelCNNSampler(_successor_prior())(np.zeros((2, 10), dtype="float32"))
+        discrete_layers.PixelCNNSampler(_successor_prior())(np.zeros((2, 10), dtype="float32"))
     generator = keras.Sequential([keras.Input(shape=(12,)),
-                                  layers.PixelCNNSampler(_successor_prior())])
+                                  discrete_layers.PixelCNNSampler(_successor_prior())])
     generator.save(tmp_path / "sampler.keras")
     reloaded = keras.saving.load_model(tmp_path / "sampler.keras", safe_mode=True)
     codings = np.random.default_rng(2).normal(size=(8, 12)).astype("float32")

@@ -5,18 +5,10 @@ import keras
 import numpy as np
 import pytest
 
-from course_utils import checkpoints, config, data, evaluation, files, metrics
+from course_utils import checkpoints, data, evaluation, files, metrics
 
-
-@pytest.fixture(autouse=True)
-def _own_model_dir(tmp_path, monkeypatch):
-    # The judge keeps its answers under the model folder: never in build/models from a test.
-    monkeypatch.setenv(checkpoints.MODEL_DIR_ENV_VAR, str(tmp_path / "models"))
-
-
-@pytest.fixture
-def smoke_run():
-    return config.RunSettings(mode="smoke", seed=42)
+# The judge keeps its answers under the model folder: never in build/models from a test.
+pytestmark = pytest.mark.usefixtures("model_dir")
 
 
 def test_classifier_has_named_feature_layer_and_ten_classes():

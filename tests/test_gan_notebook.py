@@ -15,8 +15,9 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
-from course_utils import checkpoints, config, training
-from tools.gan_speed import load_tagged_cells
+from course_utils import checkpoints, training
+from course_utils.solutions import run_tagged_cells, tagged_cell_source
+from course_utils.training import copy_weights, weights_moved
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / (
     "09_generative_adversarial_networks.ipynb"
@@ -26,16 +27,9 @@ BOOK_LOOP_DEMO = "nb09-13"  # trains 20 batches on purpose, every run: it is the
 CODINGS_SIZE = 4
 
 
-def _gan_cell_source():
-    cells = nbformat.read(NOTEBOOK, as_version=4).cells
-    tagged = [cell for cell in cells if "gan-model" in cell.metadata.get("tags", [])]
-    assert len(tagged) == 1, "notebook 9 needs exactly one cell tagged gan-model"
-    return tagged[0].source
-
-
 @pytest.fixture(scope="module")
 def notebook_gan_class():
-    return load_tagged_cells(NOTEBOOK, ["gan-model"])["GAN"]
+    return run_tagged_cells(NOTEBOOK, ["gan-model"])["GAN"]
 
 
 def test_the_package_copy_is_identical_to_the_notebook_cell():
@@ -43,7 +37,7 @@ def test_the_package_copy_is_identical_to_the_notebook_cell():
     start = module_source.index("# --- Copied from notebook 9")
     end = module_source.index("# --- End of the copy from notebook 9.")
     copy = module_source[module_source.index("\n", start) + 1 : end]
-    assert copy.strip() == _gan_cell_source().strip()
+    assert copy.strip() == tagged_cell_source(NOTEBOOK, "gan-model").strip()
 
 
 def _networks():
@@ -63,15 +57,6 @@ def _real_batches(n_batches=4, batch_size=8):
     return tf.data.Dataset.from_tensor_slices(images).batch(batch_size, drop_remainder=True)
 
 
-def _snapshot(weights):
-    return [np.array(weight) for weight in weights]
-
-
-def _moved(before, weights):
-    pairs = zip(before, weights, strict=True)
-    return [not np.array_equal(old, np.array(new)) for old, new in pairs]
-
-
 def _compiled_gan(gan_class, **compile_options):
     keras.utils.set_random_seed(1)
     gan = gan_class(*_networks(), CODINGS_SIZE, seed=3)
@@ -82,22 +67,22 @@ def _compiled_gan(gan_class, **compile_options):
 
 def test_phase_one_updates_only_the_discriminator(notebook_gan_class):
     gan = _compiled_gan(notebook_gan_class)
-    generator_before = _snapshot(gan.generator.weights)
-    discriminator_before = _snapshot(gan.discriminator.weights)
+    generator_before = copy_weights(gan.generator.weights)
+    discriminator_before = copy_weights(gan.discriminator.weights)
     loss = gan.train_discriminator(next(iter(_real_batches())))
     assert np.isfinite(float(loss))
-    assert all(_moved(discriminator_before, gan.discriminator.weights))
-    assert not any(_moved(generator_before, gan.generator.weights))
+    assert all(weights_moved(discriminator_before, gan.discriminator.weights))
+    assert not any(weights_moved(generator_before, gan.generator.weights))
 
 
 def test_phase_two_updates_only_the_generator(notebook_gan_class):
     gan = _compiled_gan(notebook_gan_class)
-    generator_before = _snapshot(gan.generator.weights)
-    discriminator_before = _snapshot(gan.discriminator.weights)
+    generator_before = copy_weights(gan.generator.weights)
+    discriminator_before = copy_weights(gan.discriminator.weights)
     loss = gan.train_generator(8)
     assert np.isfinite(float(loss))
-    assert all(_moved(generator_before, gan.generator.weights))
-    assert not any(_moved(discriminator_before, gan.discriminator.weights))
+    assert all(weights_moved(generator_before, gan.generator.weights))
+    assert not any(weights_moved(discriminator_before, gan.discriminator.weights))
 
 
 def test_phase_two_gradients_follow_the_generator_loss(notebook_gan_class):
@@ -118,22 +103,22 @@ def test_phase_two_gradients_follow_the_generator_loss(notebook_gan_class):
 )
 def test_fit_trains_both_networks_and_logs_both_losses(notebook_gan_class, compile_options):
     gan = _compiled_gan(notebook_gan_class, **compile_options)
-    generator_before = _snapshot(gan.generator.trainable_weights)
-    discriminator_before = _snapshot(gan.discriminator.trainable_weights)
+    generator_before = copy_weights(gan.generator.trainable_weights)
+    discriminator_before = copy_weights(gan.discriminator.trainable_weights)
     history = gan.fit(_real_batches(), epochs=2, verbose=0, shuffle=False)
     assert set(history.history) == {"d_loss", "g_loss"}
     assert all(np.isfinite(history.history["d_loss"] + history.history["g_loss"]))
-    assert all(_moved(generator_before, gan.generator.trainable_weights))
-    assert all(_moved(discriminator_before, gan.discriminator.trainable_weights))
+    assert all(weights_moved(generator_before, gan.generator.trainable_weights))
+    assert all(weights_moved(discriminator_before, gan.discriminator.trainable_weights))
 
 
 def test_the_package_gan_trains_both_networks_too():
     gan = _compiled_gan(training.GAN)
-    generator_before = _snapshot(gan.generator.weights)
-    discriminator_before = _snapshot(gan.discriminator.weights)
+    generator_before = copy_weights(gan.generator.weights)
+    discriminator_before = copy_weights(gan.discriminator.weights)
     gan.fit(_real_batches(), epochs=1, verbose=0, shuffle=False)
-    assert all(_moved(generator_before, gan.generator.weights))
-    assert all(_moved(discriminator_before, gan.discriminator.weights))
+    assert all(weights_moved(generator_before, gan.generator.weights))
+    assert all(weights_moved(discriminator_before, gan.discriminator.weights))
 
 
 def test_freezing_before_compiling_the_combined_model_leaves_the_discriminator_untrained():
@@ -145,8 +130,8 @@ def test_freezing_before_compiling_the_combined_model_leaves_the_discriminator_u
     discriminator.trainable = False
     combined = keras.Sequential([generator, discriminator])
     combined.compile(loss="binary_crossentropy", optimizer="rmsprop")
-    generator_before = _snapshot(generator.weights)
-    discriminator_before = _snapshot(discriminator.weights)
+    generator_before = copy_weights(generator.weights)
+    discriminator_before = copy_weights(discriminator.weights)
     labels = np.array([[0.0]] * 8 + [[1.0]] * 8)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -155,8 +140,8 @@ def test_freezing_before_compiling_the_combined_model_leaves_the_discriminator_u
             fakes = generator(codings)
             discriminator.train_on_batch(tf.concat([fakes, real_batch], 0), labels)
             combined.train_on_batch(codings, np.ones((8, 1)))
-    assert all(_moved(generator_before, generator.weights))
-    assert not any(_moved(discriminator_before, discriminator.weights))
+    assert all(weights_moved(generator_before, generator.weights))
+    assert not any(weights_moved(discriminator_before, discriminator.weights))
     assert any("does not have any trainable weights" in str(w.message) for w in caught)
 
 
@@ -297,9 +282,10 @@ def _arrays(variables):
     return [np.array(variable.numpy()) for variable in variables]
 
 
-def test_a_gan_trained_once_reloads_networks_optimizers_history_and_snapshots(model_dir,
-                                                                               capsys):
-    run = config.RunSettings(mode="smoke", seed=1)
+def test_a_gan_trained_once_reloads_networks_optimizers_history_and_snapshots(
+    smoke_run, model_dir, capsys
+):
+    run = smoke_run
     trained, history, progress = _train_through_once(run)
     assert checkpoints.TRAINED_LINE in capsys.readouterr().out
     reloaded, reloaded_history, reloaded_progress = _train_through_once(run)
@@ -323,9 +309,9 @@ def test_a_gan_trained_once_reloads_networks_optimizers_history_and_snapshots(mo
         np.testing.assert_array_equal(images, again)
 
 
-def test_changing_a_number_of_the_gan_retrains_it(model_dir, capsys):
+def test_changing_a_number_of_the_gan_retrains_it(smoke_run, model_dir, capsys):
     # Notebook 9's exercise 1 (a smaller learning rate) needs no RETRAIN switch.
-    run = config.RunSettings(mode="smoke", seed=1)
+    run = smoke_run
     _train_through_once(run)
     capsys.readouterr()
     _train_through_once(run, learning_rate=1e-4)
@@ -346,8 +332,8 @@ class _ReplayGAN(training.GAN):
         return ops.concatenate([fresh[: batch_size - batch_size // 2], from_buffer], axis=0)
 
 
-def test_a_replay_buffer_of_another_size_retrains(model_dir, capsys):
-    run = config.RunSettings(mode="smoke", seed=1)
+def test_a_replay_buffer_of_another_size_retrains(smoke_run, model_dir, capsys):
+    run = smoke_run
     for capacity in (16, 8, 16):
         keras.utils.set_random_seed(1)
         gan = _ReplayGAN(*_networks(), CODINGS_SIZE, seed=3, replay_capacity=capacity)

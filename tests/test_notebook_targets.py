@@ -1,4 +1,7 @@
-"""Notebook 1's promise, checked in the default mode a student runs: the AE finds PCA's plane."""
+"""Notebook 1's promise, checked in the default mode a student runs: the AE finds PCA's plane.
+
+The notebook trains against an empty model folder (the model_dir fixture), so this checks a
+training, never a model reloaded from an earlier run."""
 
 import re
 from pathlib import Path
@@ -8,9 +11,10 @@ from tools.run_notebooks import execute_notebook
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "01_pca_linear_autoencoder.ipynb"
 
 
-def test_linear_autoencoder_matches_pca_in_default_mode():
+def test_linear_autoencoder_matches_pca_in_default_mode(model_dir):
     run = execute_notebook(NOTEBOOK, "default", timeout=300)
     assert run.ok, run.error
+    assert list((model_dir / "trained").rglob("*.npz")), "the notebook should have trained"
     text = "".join(
         output.get("text", "") for cell in run.executed.cells for output in cell.get("outputs", [])
     )

@@ -5,18 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from course_utils import config, files, report
+from course_utils import files, report
 
 
 @pytest.fixture
 def quality_dir(tmp_path, monkeypatch):
     monkeypatch.setenv(report.QUALITY_DIR_ENV_VAR, str(tmp_path))
     return tmp_path
-
-
-@pytest.fixture
-def smoke_run():
-    return config.RunSettings(mode="smoke", seed=42)
 
 
 def test_figures_are_saved_per_mode_merged_and_printed(quality_dir, smoke_run, capsys):

@@ -248,3 +248,23 @@ def test_solutions_train_under_names_of_their_own(path):
         return {name for _, name in found}
 
     assert not names(path) & names(chapter), "a solution would overwrite a chapter's model"
+
+
+def test_tagged_cells_run_quietly_in_the_order_given_and_must_exist_exactly_once(tmp_path, capsys):
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("y = x * 10", metadata={"tags": ["b"]}),
+                      nbformat.v4.new_code_cell("x = start + 1\nprint('for students')",
+                                                metadata={"tags": ["a"]}),
+                      nbformat.v4.new_code_cell("z = 0", metadata={"tags": ["twice"]}),
+                      nbformat.v4.new_code_cell("z = 1", metadata={"tags": ["twice"]})]
+    path = tmp_path / "tagged.ipynb"
+    nbformat.write(notebook, path)
+    names = solutions.run_tagged_cells(path, ["a", "b"], {"start": 1})
+    assert (names["x"], names["y"]) == (2, 20)  # "a" ran first, although its cell comes second
+    assert {"keras", "tf", "ops"} <= set(names)
+    assert capsys.readouterr().out == ""
+    assert solutions.tagged_cell_source(path, "b") == "y = x * 10"
+    with pytest.raises(ValueError, match="exactly one cell tagged 'twice', has 2"):
+        solutions.run_tagged_cells(path, ["a", "twice"], {"start": 1})
+    with pytest.raises(ValueError, match="tagged 'c', has 0"):
+        solutions.tagged_cell_source(path, "c")

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from keras import ops
 
-from course_utils import checkpoints, config, data, layers, training
-from tools.gan_speed import load_tagged_cells
+from course_utils import checkpoints, config, data, gan_layers, training
+from course_utils.solutions import run_tagged_cells
+from course_utils.training import copy_weights, weights_moved
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / (
     "11_progressive_growing_and_stylegan.ipynb"
@@ -24,9 +25,9 @@ DISCRIMINATOR_FILTERS = {32: 4, 16: 4, 8: 8, 4: 8}
 
 @pytest.fixture(scope="module")
 def notebook():
-    constants = {"layers": layers, "training": training, "CODINGS_SIZE": CODINGS_SIZE,
+    constants = {"gan_layers": gan_layers, "training": training, "CODINGS_SIZE": CODINGS_SIZE,
                  "W_DIM": CODINGS_SIZE}
-    return load_tagged_cells(NOTEBOOK, ["stylegan-networks", "stylegan-loss"], constants)
+    return run_tagged_cells(NOTEBOOK, ["stylegan-networks", "stylegan-loss"], constants)
 
 
 @pytest.fixture()
@@ -111,18 +112,15 @@ def test_one_compiled_step_on_a_fading_stage_trains_both_networks(notebook, netw
     gan.compile(d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.0, beta_2=0.99),
                 g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.0, beta_2=0.99),
                 steps_per_execution=2)
-    before = [np.asarray(w).copy() for w in generator.trainable_weights
-              + discriminator.trainable_weights]
+    generator_before = copy_weights(generator.trainable_weights)
+    discriminator_before = copy_weights(discriminator.trainable_weights)
     images = np.random.default_rng(4).uniform(-1, 1, (8, 8, 8, 1)).astype("float32")
     schedule = training.FadeInSchedule([generator_fade, discriminator_fade], fade_steps=4)
     history = gan.fit(images, batch_size=4, epochs=1, verbose=0, callbacks=[schedule])
     assert np.isfinite(history.history["d_loss"][-1]) and np.isfinite(history.history["g_loss"][-1])
     assert float(generator_fade.alpha.numpy()) == float(discriminator_fade.alpha.numpy()) == 0.5
-    after = generator.trainable_weights + discriminator.trainable_weights
-    moved = [not np.array_equal(old, np.asarray(new)) for old, new in zip(before, after,
-                                                                           strict=True)]
-    n_generator = len(generator.trainable_weights)
-    assert any(moved[:n_generator]) and any(moved[n_generator:])
+    assert any(weights_moved(generator_before, generator.trainable_weights))
+    assert any(weights_moved(discriminator_before, discriminator.trainable_weights))
 
 
 def test_every_stage_trains_through_once_from_fresh_networks_and_keeps_its_images():

@@ -149,22 +149,6 @@ def test_gan_speed_times_both_loops_and_checks_both_train():
     assert f"**{result['speedup']:.2f}x**" in table
 
 
-def test_tagged_cells_must_exist_exactly_once(tmp_path):
-    from tools import gan_speed
-
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["a"]}),
-                      nbformat.v4.new_code_cell("y = x + 1", metadata={"tags": ["b"]}),
-                      nbformat.v4.new_code_cell("z = 0", metadata={"tags": ["b"]})]
-    path = tmp_path / "tagged.ipynb"
-    nbformat.write(notebook, path)
-    assert gan_speed.load_tagged_cells(path, ["a"])["x"] == 1
-    with pytest.raises(ValueError, match="exactly one cell tagged 'b', has 2"):
-        gan_speed.load_tagged_cells(path, ["a", "b"])
-    with pytest.raises(ValueError, match="tagged 'c', has 0"):
-        gan_speed.load_tagged_cells(path, ["c"])
-
-
 def _run_printing(path, seconds, text, cell_seconds=None):
     executed = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell(outputs=[]),
@@ -280,16 +264,16 @@ def test_hash_search_benchmark_times_three_searches_on_the_same_data():
 def test_sampling_benchmark_times_each_generator_with_its_steps():
     import keras
 
-    from course_utils import layers
+    from course_utils import diffusion_layers
     from tools.benchmark import format_sampling, measure_sampling
 
     images, times, labels = keras.Input((2, 2, 1)), keras.Input(()), keras.Input((), dtype="int32")
     denoiser = keras.Model([images, times, labels], keras.layers.Conv2D(1, 1)(images))
     codings, classes = keras.Input((4,)), keras.Input((), dtype="int32")
     generators = {
-        "plain": keras.Model(codings, layers.DiffusionSampler(
+        "plain": keras.Model(codings, diffusion_layers.DiffusionSampler(
             denoiser, steps=3, alpha_bars=[0.9, 0.5, 0.1])(codings)),
-        "guided": keras.Model([codings, classes], layers.DiffusionSampler(
+        "guided": keras.Model([codings, classes], diffusion_layers.DiffusionSampler(
             denoiser, steps=2, prediction="velocity", guidance=2.0)([codings, classes])),
     }
     rows = measure_sampling(generators, n_images=20, rounds=1, batch_size=10)

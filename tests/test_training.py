@@ -1,10 +1,11 @@
-"""Experience-replay buffer and the GAN progress callback."""
+"""Experience-replay buffer, the GAN progress callback, the fade-in schedule, weights that moved."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from course_utils import training
 from course_utils.training import GanProgress, ReplayBuffer
 
 
@@ -88,7 +89,7 @@ def test_gan_progress_needs_a_generator():
 
 
 def test_fade_in_schedule_raises_alpha_linearly_across_compiled_steps():
-    from course_utils.layers import FadeIn
+    from course_utils.gan_layers import FadeIn
     from course_utils.training import FadeInSchedule
 
     old_in, new_in = keras.Input((1,)), keras.Input((1,))
@@ -112,3 +113,14 @@ def test_fade_in_schedule_raises_alpha_linearly_across_compiled_steps():
     assert float(fade.alpha.numpy()) == 1.0
     with pytest.raises(ValueError, match="0 or more"):
         FadeInSchedule([fade], fade_steps=-1)
+
+
+def test_weights_moved_tells_each_changed_weight_from_its_copy():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3), keras.layers.Dense(1)])
+    before = training.copy_weights(model.weights)
+    assert training.weights_moved(before, model.weights) == [False] * 4
+    kernel = model.layers[1].kernel
+    kernel.assign(kernel + 1.0)  # the copies must not follow the variable
+    assert training.weights_moved(before, model.weights) == [False, False, True, False]
+    with pytest.raises(ValueError):  # a copy of another model's weights is not compared
+        training.weights_moved(before[:2], model.weights)

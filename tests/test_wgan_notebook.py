@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from course_utils import training
-from tools.gan_speed import load_tagged_cells
+from course_utils.solutions import run_tagged_cells
+from course_utils.training import copy_weights, weights_moved
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / (
     "12_conditional_and_wasserstein_gans.ipynb")
@@ -18,17 +19,8 @@ NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / (
 
 @pytest.fixture(scope="module")
 def cells():
-    return load_tagged_cells(NOTEBOOK, ["networks", "conditional-gan", "wgan-gp"], namespace={
+    return run_tagged_cells(NOTEBOOK, ["networks", "conditional-gan", "wgan-gp"], namespace={
         "np": np, "training": training, "CODINGS_SIZE": 100, "N_CLASSES": 10})
-
-
-def _weights(model):
-    return [np.array(weight) for weight in model.trainable_weights]
-
-
-def _changed(before, model):
-    return [not np.array_equal(old, np.array(new))
-            for old, new in zip(before, model.trainable_weights, strict=True)]
 
 
 def test_parameter_counts_follow_from_the_dcgan_plus_one_vector_per_class(cells):
@@ -94,14 +86,15 @@ def test_each_conditional_phase_trains_its_own_network_only(cells):
                 g_optimizer=keras.optimizers.RMSprop(1e-3))
     real = np.random.default_rng(6).uniform(-1, 1, (8, 28, 28, 1)).astype("float32")
     labels = np.arange(8) % 10
-    g_before, d_before = _weights(gan.generator), _weights(gan.discriminator)
+    g_before = copy_weights(gan.generator.trainable_weights)
+    d_before = copy_weights(gan.discriminator.trainable_weights)
     gan.train_discriminator(real, labels)
-    assert all(_changed(d_before, gan.discriminator))
-    assert not any(_changed(g_before, gan.generator))
-    d_before = _weights(gan.discriminator)
+    assert all(weights_moved(d_before, gan.discriminator.trainable_weights))
+    assert not any(weights_moved(g_before, gan.generator.trainable_weights))
+    d_before = copy_weights(gan.discriminator.trainable_weights)
     gan.train_generator(8)
-    assert all(_changed(g_before, gan.generator))
-    assert not any(_changed(d_before, gan.discriminator))
+    assert all(weights_moved(g_before, gan.generator.trainable_weights))
+    assert not any(weights_moved(d_before, gan.discriminator.trainable_weights))
 
 
 def test_a_wgan_gp_step_takes_n_critic_critic_updates_then_one_generator_update(cells):

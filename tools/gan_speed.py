@@ -13,12 +13,8 @@ and the best epoch time of each is compared, so a noisy neighbour hurts both ali
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import time
 from pathlib import Path
-
-import nbformat
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GAN_NOTEBOOK = REPO_ROOT / "notebooks" / "09_generative_adversarial_networks.ipynb"
@@ -28,49 +24,17 @@ BATCH_SIZE = 32
 COMPILE_OPTIONS = {"jit_compile": True, "steps_per_execution": 16}
 
 
-def load_tagged_cells(path: Path, tags, namespace=None) -> dict:
-    """Execute a notebook's cells carrying the given tags, in order; return their namespace.
-
-    `namespace` supplies names the cells expect from earlier cells (imports, constants)."""
-    import keras
-    import tensorflow as tf
-    from keras import ops
-
-    cells = nbformat.read(path, as_version=4).cells
-    namespace = {"keras": keras, "tf": tf, "ops": ops, **(namespace or {})}
-    for tag in tags:
-        tagged = [cell for cell in cells if tag in cell.metadata.get("tags", [])]
-        if len(tagged) != 1:
-            raise ValueError(
-                f"{path.name} needs exactly one cell tagged {tag!r}, has {len(tagged)}."
-            )
-        with contextlib.redirect_stdout(io.StringIO()):  # the cells' own prints are for students
-            exec(compile(tagged[0].source, f"{path.name}[{tag}]", "exec"), namespace)
-    return namespace
-
-
-def _weights(model):
-    return [weight.numpy().copy() for weight in model.weights]
-
-
-def _all_moved(before, model) -> bool:
-    import numpy as np
-
-    return all(
-        not np.array_equal(old, new.numpy())
-        for old, new in zip(before, model.weights, strict=True)
-    )
-
-
 def measure_gan_speed(n_images: int | None = None, rounds: int = 3, seed: int = 42) -> dict:
     """Best epoch time of the compiled GAN and of the textbook loop, and whether both trained."""
     import keras
     import tensorflow as tf
 
     from course_utils import config, data
+    from course_utils.solutions import run_tagged_cells
+    from course_utils.training import copy_weights, weights_moved
 
     config.setup("default", seed=seed, plots=False)
-    lesson = load_tagged_cells(GAN_NOTEBOOK, NOTEBOOK_TAGS)
+    lesson = run_tagged_cells(GAN_NOTEBOOK, NOTEBOOK_TAGS)
     images = data.load_fashion_mnist(limit=n_images).X_train
     dataset = data.to_dataset(images, batch_size=BATCH_SIZE, seed=seed, drop_remainder=True)
     codings_size = lesson["CODINGS_SIZE"]
@@ -101,8 +65,9 @@ def measure_gan_speed(n_images: int | None = None, rounds: int = 3, seed: int = 
 
     textbook_epoch(dataset.take(4))  # trace the combined model's train function too
 
-    before = {"gan_g": _weights(gan.generator), "gan_d": _weights(gan.discriminator),
-              "book_g": _weights(generator), "book_d": _weights(discriminator)}
+    networks = {"gan_g": gan.generator, "gan_d": gan.discriminator,
+                "book_g": generator, "book_d": discriminator}
+    before = {name: copy_weights(network.weights) for name, network in networks.items()}
     compiled_times, textbook_times = [], []
     for _ in range(rounds):
         start = time.perf_counter()
@@ -112,15 +77,15 @@ def measure_gan_speed(n_images: int | None = None, rounds: int = 3, seed: int = 
         textbook_epoch(dataset)
         textbook_times.append(time.perf_counter() - start)
 
+    moved = {name: all(weights_moved(before[name], network.weights))
+             for name, network in networks.items()}
     return {
         "batches_per_epoch": int(len(images) // BATCH_SIZE),
         "compiled_seconds": compiled_times,
         "textbook_seconds": textbook_times,
         "speedup": min(textbook_times) / min(compiled_times),
-        "compiled_trains_both": _all_moved(before["gan_g"], gan.generator)
-        and _all_moved(before["gan_d"], gan.discriminator),
-        "textbook_trains_both": _all_moved(before["book_g"], generator)
-        and _all_moved(before["book_d"], discriminator),
+        "compiled_trains_both": moved["gan_g"] and moved["gan_d"],
+        "textbook_trains_both": moved["book_g"] and moved["book_d"],
         "compile_options": dict(COMPILE_OPTIONS),
     }
 

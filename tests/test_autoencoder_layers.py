@@ -1,4 +1,5 @@
-"""Tied DenseTranspose layer and KL sparsity regularizer: formulas, tie, gradients, saving."""
+"""The autoencoder chapters' layers: tied DenseTranspose and KL sparsity (formulas, tie,
+gradients, saving), and the VAE's sampling layer and latent loss (math, shapes, errors, reload)."""
 
 import os
 
@@ -9,8 +10,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from course_utils import layers  # noqa: E402
-from course_utils.layers import DenseTranspose, KLDivergenceRegularizer  # noqa: E402
+from course_utils import autoencoder_layers  # noqa: E402
+from course_utils.autoencoder_layers import DenseTranspose, KLDivergenceRegularizer  # noqa: E402
 
 
 def _built_dense(units, input_size, activation=None):
@@ -221,14 +222,15 @@ def _activations(seed=0, shape=(8, 5)):
 
 def test_kl_penalty_matches_the_formula_elementwise():
     q = np.array([0.01, 0.1, 0.3, 0.5, 0.9], dtype="float32")
-    result = np.asarray(layers.kl_divergence_penalty(0.1, q))
+    result = np.asarray(autoencoder_layers.kl_divergence_penalty(0.1, q))
     np.testing.assert_allclose(result, _numpy_kl(0.1, q.astype(np.float64)), rtol=1e-5, atol=1e-7)
     assert result[1] == pytest.approx(0, abs=1e-6)
     assert np.all(np.delete(result, 1) > 0)
 
 
 def test_kl_penalty_stays_finite_for_saturated_units():
-    result = np.asarray(layers.kl_divergence_penalty(0.1, np.array([0.0, 1.0], dtype="float32")))
+    saturated = np.array([0.0, 1.0], dtype="float32")
+    result = np.asarray(autoencoder_layers.kl_divergence_penalty(0.1, saturated))
     assert np.all(np.isfinite(result))
     assert np.all(result > 1)
 
@@ -313,3 +315,79 @@ def test_model_with_kl_regularizer_reloads_in_safe_mode(tmp_path):
     reloaded(x)
     model(x)
     assert float(reloaded.losses[0]) == pytest.approx(float(model.losses[0]), rel=1e-6)
+
+
+# --- The VAE's sampling layer and latent loss (notebook 8) ---
+
+
+def test_sampling_draws_from_the_requested_normal():
+    n, dims = 20_000, 3
+    mean = np.tile([[0.0, 2.0, -1.0]], (n, 1)).astype("float32")
+    log_var = np.tile(np.log([[1.0, 0.25, 4.0]]), (n, 1)).astype("float32")
+    codings = np.asarray(autoencoder_layers.Sampling(seed=0)([mean, log_var]))
+    assert codings.shape == (n, dims)
+    np.testing.assert_allclose(codings.mean(axis=0), [0, 2, -1], atol=0.05)
+    np.testing.assert_allclose(codings.std(axis=0), [1, 0.5, 2], rtol=0.03)
+
+
+def test_sampling_with_zero_variance_returns_the_mean():
+    mean = np.array([[1.0, -2.0]], dtype="float32")
+    log_var = np.full((1, 2), -80.0, dtype="float32")  # sigma = exp(-40), effectively 0
+    codings = autoencoder_layers.Sampling(seed=1)([mean, log_var])
+    np.testing.assert_allclose(codings, mean, atol=1e-6)
+
+
+def test_sampling_gives_new_noise_each_call_and_repeats_for_a_seed():
+    zeros = np.zeros((4, 2), dtype="float32")
+    first = autoencoder_layers.Sampling(seed=7)
+    a, b = np.asarray(first([zeros, zeros])), np.asarray(first([zeros, zeros]))
+    assert not np.allclose(a, b)
+    again = autoencoder_layers.Sampling(seed=7)
+    np.testing.assert_array_equal(np.asarray(again([zeros, zeros])), a)
+
+
+def test_sampling_rejects_mismatched_inputs():
+    with pytest.raises(ValueError, match="same shape"):
+        autoencoder_layers.Sampling()([np.zeros((2, 3), "float32"), np.zeros((2, 4), "float32")])
+    with pytest.raises(ValueError, match="two inputs"):
+        autoencoder_layers.Sampling().build((None, 3))
+
+
+def test_sampling_model_reloads_in_safe_mode(tmp_path):
+    inputs = keras.Input((4,))
+    mean, log_var = keras.layers.Dense(2)(inputs), keras.layers.Dense(2)(inputs)
+    codings = autoencoder_layers.Sampling(seed=3)([mean, log_var])
+    model = keras.Model(inputs, [mean, log_var, codings])
+    model.save(tmp_path / "vae_encoder.keras")
+    reloaded = keras.models.load_model(tmp_path / "vae_encoder.keras", safe_mode=True)
+    x = np.random.default_rng(0).random((5, 4)).astype("float32")
+    for original, copy in zip(model(x)[:2], reloaded(x)[:2], strict=True):
+        np.testing.assert_allclose(original, copy, atol=1e-6)
+    [sampling] = [layer for layer in reloaded.layers
+                  if isinstance(layer, autoencoder_layers.Sampling)]
+    assert sampling.get_config()["seed"] == 3
+
+
+def test_latent_loss_matches_the_gaussian_kl_closed_form():
+    mean = np.array([[0.0, 0.0], [1.0, -2.0], [0.5, 0.0]], dtype="float32")
+    log_var = np.array([[0.0, 0.0], [0.0, np.log(4.0)], [np.log(0.25), 1.0]], dtype="float32")
+    variance = np.exp(log_var)
+    # KL(N(mu, s2) || N(0, 1)) = (s2 + mu^2 - 1 - ln s2) / 2 per dimension.
+    expected = 0.5 * np.sum(variance + mean**2 - 1 - log_var, axis=-1)
+    result = np.asarray(autoencoder_layers.latent_loss(mean, log_var))
+    assert result.shape == (3,)
+    np.testing.assert_allclose(result, expected, rtol=1e-6)
+    assert result[0] == 0.0  # the prior itself costs nothing
+
+
+def test_latent_loss_agrees_with_a_monte_carlo_estimate():
+    rng = np.random.default_rng(5)
+    mu, sigma = 0.7, 0.6
+    z = rng.normal(mu, sigma, size=400_000)
+    log_q = -0.5 * ((z - mu) / sigma) ** 2 - np.log(sigma)
+    log_p = -0.5 * z**2
+    estimate = np.mean(log_q - log_p)  # E_q[log q - log p]; the 2*pi terms cancel
+    closed = float(autoencoder_layers.latent_loss(np.array([[mu]], "float32"),
+                                                  np.array([[2 * np.log(sigma)]], "float32"))[0])
+    assert closed == pytest.approx(estimate, abs=0.01)
+

@@ -1,11 +1,11 @@
-"""ProGAN layers: minibatch standard deviation and pixelwise normalisation against their
-formulas, shapes, errors and safe-mode reloads."""
+"""The GAN chapters' layers: minibatch discrimination (notebook 9) and ProGAN's / StyleGAN's
+layers (notebook 11) against their formulas, shapes, errors and safe-mode reloads."""
 
 import keras
 import numpy as np
 import pytest
 
-from course_utils import layers
+from course_utils import gan_layers
 
 
 def _feature_maps(seed=0, shape=(6, 4, 4, 3)):
@@ -14,7 +14,7 @@ def _feature_maps(seed=0, shape=(6, 4, 4, 3)):
 
 def test_minibatch_std_appends_the_mean_batch_std_as_a_channel():
     maps = _feature_maps()
-    result = np.asarray(layers.MinibatchStdDev()(maps))
+    result = np.asarray(gan_layers.MinibatchStdDev()(maps))
     assert result.shape == (6, 4, 4, 4)
     np.testing.assert_array_equal(result[..., :3], maps)
     expected = np.mean(np.sqrt(maps.var(axis=0) + 1e-8) - np.sqrt(1e-8))
@@ -23,12 +23,12 @@ def test_minibatch_std_appends_the_mean_batch_std_as_a_channel():
 
 def test_minibatch_std_of_identical_images_is_exactly_zero():
     same = np.repeat(_feature_maps(shape=(1, 4, 4, 3)), 8, axis=0)
-    extra = np.asarray(layers.MinibatchStdDev()(same))[..., -1]
+    extra = np.asarray(gan_layers.MinibatchStdDev()(same))[..., -1]
     assert np.all(extra == 0.0)
 
 
 def test_minibatch_std_grows_with_the_spread_of_the_batch():
-    layer = layers.MinibatchStdDev()
+    layer = gan_layers.MinibatchStdDev()
     maps = _feature_maps()
     narrow = float(np.asarray(layer(maps))[0, 0, 0, -1])
     wide = float(np.asarray(layer(3 * maps))[0, 0, 0, -1])
@@ -41,38 +41,39 @@ def test_minibatch_std_gradient_is_finite_for_a_collapsed_batch():
     same = tf.constant(np.ones((4, 2, 2, 2), dtype="float32"))
     with tf.GradientTape() as tape:
         tape.watch(same)
-        total = tf.reduce_sum(layers.MinibatchStdDev()(same))
+        total = tf.reduce_sum(gan_layers.MinibatchStdDev()(same))
     assert np.all(np.isfinite(tape.gradient(total, same).numpy()))
 
 
 def test_minibatch_std_errors():
     with pytest.raises(ValueError, match="height, width, channels"):
-        layers.MinibatchStdDev()(np.zeros((4, 10), dtype="float32"))
+        gan_layers.MinibatchStdDev()(np.zeros((4, 10), dtype="float32"))
     with pytest.raises(ValueError, match="epsilon must be positive"):
-        layers.MinibatchStdDev(epsilon=0)
+        gan_layers.MinibatchStdDev(epsilon=0)
 
 
 def test_pixel_norm_matches_the_formula_and_gives_unit_rms():
     maps = _feature_maps(1)
-    result = np.asarray(layers.PixelNormalization()(maps))
+    result = np.asarray(gan_layers.PixelNormalization()(maps))
     expected = maps / np.sqrt(np.mean(maps**2, axis=-1, keepdims=True) + 1e-8)
     np.testing.assert_allclose(result, expected, rtol=1e-5)
     np.testing.assert_allclose(np.sqrt(np.mean(result**2, axis=-1)), 1.0, rtol=1e-4)
 
 
 def test_pixel_norm_ignores_scale_and_keeps_zero_vectors_at_zero():
-    layer = layers.PixelNormalization()
+    layer = gan_layers.PixelNormalization()
     maps = _feature_maps(2)
     np.testing.assert_allclose(layer(maps), layer(5 * maps), rtol=1e-4)
     zeros = np.zeros((1, 2, 2, 3), dtype="float32")
     np.testing.assert_array_equal(layer(zeros), zeros)
     with pytest.raises(ValueError, match="epsilon must be positive"):
-        layers.PixelNormalization(epsilon=-1)
+        gan_layers.PixelNormalization(epsilon=-1)
 
 
 def test_progan_layers_reload_in_safe_mode(tmp_path):
     inputs = keras.Input((4, 4, 3))
-    outputs = layers.MinibatchStdDev(epsilon=1e-6)(layers.PixelNormalization(epsilon=1e-6)(inputs))
+    normalized = gan_layers.PixelNormalization(epsilon=1e-6)(inputs)
+    outputs = gan_layers.MinibatchStdDev(epsilon=1e-6)(normalized)
     model = keras.Model(inputs, outputs)
     assert model.output_shape == (None, 4, 4, 4)
     path = tmp_path / "progan.keras"
@@ -84,21 +85,21 @@ def test_progan_layers_reload_in_safe_mode(tmp_path):
 
 
 def test_equalized_dense_scales_its_n01_weights_by_the_he_constant():
-    layer = layers.EqualizedDense(4, lr_multiplier=0.01)
+    layer = gan_layers.EqualizedDense(4, lr_multiplier=0.01)
     inputs = _feature_maps(4, shape=(5, 16))
     outputs = np.asarray(layer(inputs))
     kernel, bias = (np.asarray(weight) for weight in layer.weights)
     expected = inputs @ (kernel * np.sqrt(2 / 16) * 0.01) + bias * 0.01
     np.testing.assert_allclose(outputs, expected, rtol=1e-5, atol=1e-7)
     # Stored weights are N(0, 1/lr²): their spread is 1/lr, the effective spread is sqrt(2/fan_in).
-    big = layers.EqualizedDense(2000, lr_multiplier=0.01)
+    big = gan_layers.EqualizedDense(2000, lr_multiplier=0.01)
     big.build((None, 50))
     assert np.std(np.asarray(big.kernel)) == pytest.approx(100, rel=0.02)
     assert big.scale * 100 == pytest.approx(np.sqrt(2 / 50))
 
 
 def test_equalized_conv_matches_a_plain_conv_with_scaled_weights():
-    layer = layers.EqualizedConv2D(5, kernel_size=3, strides=2, activation="relu")
+    layer = gan_layers.EqualizedConv2D(5, kernel_size=3, strides=2, activation="relu")
     maps = _feature_maps(5, shape=(2, 8, 8, 3))
     outputs = np.asarray(layer(maps))
     assert outputs.shape == layer.compute_output_shape((2, 8, 8, 3)) == (2, 4, 4, 5)
@@ -110,16 +111,16 @@ def test_equalized_conv_matches_a_plain_conv_with_scaled_weights():
 
 def test_equalized_layers_errors_and_reload(tmp_path):
     with pytest.raises(ValueError, match="lr_multiplier must be positive"):
-        layers.EqualizedDense(3, lr_multiplier=0)
+        gan_layers.EqualizedDense(3, lr_multiplier=0)
     with pytest.raises(ValueError, match="units"):
-        layers.EqualizedDense(0)
+        gan_layers.EqualizedDense(0)
     with pytest.raises(ValueError, match="padding"):
-        layers.EqualizedConv2D(3, padding="full")
+        gan_layers.EqualizedConv2D(3, padding="full")
     with pytest.raises(ValueError, match="height, width, channels"):
-        layers.EqualizedConv2D(3)(np.zeros((2, 5), dtype="float32"))
+        gan_layers.EqualizedConv2D(3)(np.zeros((2, 5), dtype="float32"))
     inputs = keras.Input((6, 6, 2))
-    hidden = layers.EqualizedConv2D(4, 3, padding="valid", activation="leaky_relu")(inputs)
-    outputs = layers.EqualizedDense(3, lr_multiplier=0.5)(keras.layers.Flatten()(hidden))
+    hidden = gan_layers.EqualizedConv2D(4, 3, padding="valid", activation="leaky_relu")(inputs)
+    outputs = gan_layers.EqualizedDense(3, lr_multiplier=0.5)(keras.layers.Flatten()(hidden))
     model = keras.Model(inputs, outputs)
     path = tmp_path / "equalized.keras"
     model.save(path)
@@ -129,7 +130,7 @@ def test_equalized_layers_errors_and_reload(tmp_path):
 
 
 def test_noise_injection_starts_silent_then_adds_one_noise_map_per_image():
-    layer = layers.NoiseInjection(seed=1)
+    layer = gan_layers.NoiseInjection(seed=1)
     maps = _feature_maps(7, shape=(64, 8, 8, 3))
     np.testing.assert_array_equal(layer(maps), maps)  # scales start at 0
     layer.noise_scale.assign([1.0, 2.0, -1.0])
@@ -143,22 +144,22 @@ def test_noise_injection_starts_silent_then_adds_one_noise_map_per_image():
 
 def test_noise_injection_repeats_for_a_seed_and_reloads(tmp_path):
     maps = _feature_maps(8, shape=(2, 4, 4, 2))
-    first, second = layers.NoiseInjection(seed=5), layers.NoiseInjection(seed=5)
+    first, second = gan_layers.NoiseInjection(seed=5), gan_layers.NoiseInjection(seed=5)
     for layer in (first, second):
         layer.build(maps.shape)
         layer.noise_scale.assign([1.0, 1.0])
     np.testing.assert_allclose(first(maps), second(maps))
     with pytest.raises(ValueError, match="height, width, channels"):
-        layers.NoiseInjection()(np.zeros((3, 4), dtype="float32"))
+        gan_layers.NoiseInjection()(np.zeros((3, 4), dtype="float32"))
     inputs = keras.Input((4, 4, 2))
-    model = keras.Model(inputs, layers.NoiseInjection(seed=3)(inputs))
+    model = keras.Model(inputs, gan_layers.NoiseInjection(seed=3)(inputs))
     model.save(tmp_path / "noise.keras")
     reloaded = keras.saving.load_model(tmp_path / "noise.keras", safe_mode=True)
     assert reloaded.layers[1].seed == 3
 
 
 def test_adain_normalises_each_map_then_applies_the_style():
-    layer = layers.AdaptiveInstanceNormalization()
+    layer = gan_layers.AdaptiveInstanceNormalization()
     maps = 3 + 2 * _feature_maps(9, shape=(2, 5, 5, 3))
     w = _feature_maps(10, shape=(2, 4))
     layer.build([maps.shape, w.shape])
@@ -178,9 +179,10 @@ def test_adain_normalises_each_map_then_applies_the_style():
 
 def test_adain_errors_and_reload(tmp_path):
     with pytest.raises(ValueError, match=r"\[feature_maps, w\]"):
-        layers.AdaptiveInstanceNormalization()(np.zeros((2, 4, 4, 3), dtype="float32"))
+        gan_layers.AdaptiveInstanceNormalization()(np.zeros((2, 4, 4, 3), dtype="float32"))
     maps_in, w_in = keras.Input((4, 4, 3)), keras.Input((5,))
-    model = keras.Model([maps_in, w_in], layers.AdaptiveInstanceNormalization()([maps_in, w_in]))
+    styled = gan_layers.AdaptiveInstanceNormalization()([maps_in, w_in])
+    model = keras.Model([maps_in, w_in], styled)
     assert model.output_shape == (None, 4, 4, 3)
     model.save(tmp_path / "adain.keras")
     reloaded = keras.saving.load_model(tmp_path / "adain.keras", safe_mode=True)
@@ -190,7 +192,7 @@ def test_adain_errors_and_reload(tmp_path):
 
 def test_fade_in_blends_old_and_new_paths():
     old, new = _feature_maps(14, shape=(2, 4, 4, 1)), _feature_maps(15, shape=(2, 4, 4, 1))
-    layer = layers.FadeIn()
+    layer = gan_layers.FadeIn()
     np.testing.assert_allclose(layer([old, new]), old)
     layer.set_alpha(0.25)
     np.testing.assert_allclose(layer([old, new]), 0.75 * old + 0.25 * new, rtol=1e-6)
@@ -199,30 +201,30 @@ def test_fade_in_blends_old_and_new_paths():
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         layer.set_alpha(1.5)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        layers.FadeIn(alpha=-0.1)
+        gan_layers.FadeIn(alpha=-0.1)
     with pytest.raises(ValueError, match="same shape"):
-        layers.FadeIn()([old, _feature_maps(16, shape=(2, 8, 8, 1))])
+        gan_layers.FadeIn()([old, _feature_maps(16, shape=(2, 8, 8, 1))])
 
 
 def test_fade_in_alpha_changes_inside_a_compiled_function_and_reloads(tmp_path):
     import tensorflow as tf
 
-    layer = layers.FadeIn()
+    layer = gan_layers.FadeIn()
     old, new = np.zeros((1, 2, 2, 1), "float32"), np.ones((1, 2, 2, 1), "float32")
     blend = tf.function(lambda: layer([old, new]))
     assert float(np.asarray(blend()).mean()) == 0.0
     layer.set_alpha(0.5)
     assert float(np.asarray(blend()).mean()) == 0.5  # no retrace needed
     old_in, new_in = keras.Input((2, 2, 1)), keras.Input((2, 2, 1))
-    model = keras.Model([old_in, new_in], layers.FadeIn(alpha=0.3)([old_in, new_in]))
+    model = keras.Model([old_in, new_in], gan_layers.FadeIn(alpha=0.3)([old_in, new_in]))
     model.save(tmp_path / "fade.keras")
     reloaded = keras.saving.load_model(tmp_path / "fade.keras", safe_mode=True)
     np.testing.assert_allclose(reloaded([old, new]), 0.3, rtol=1e-6)
 
 
 def test_mapping_network_has_eight_slow_equalised_layers_and_ignores_z_scale(tmp_path):
-    mapping = layers.build_mapping_network(codings_size=16, w_dim=12)
-    dense = [layer for layer in mapping.layers if isinstance(layer, layers.EqualizedDense)]
+    mapping = gan_layers.build_mapping_network(codings_size=16, w_dim=12)
+    dense = [layer for layer in mapping.layers if isinstance(layer, gan_layers.EqualizedDense)]
     assert len(dense) == 8 and all(layer.lr_multiplier == 0.01 for layer in dense)
     assert mapping.output_shape == (None, 12)
     assert mapping.count_params() == 16 * 12 + 12 + 7 * (12 * 12 + 12)
@@ -253,7 +255,7 @@ def _randomise(block, seed):
 
 
 def test_synthesis_block_from_the_constant_follows_the_stylegan_recipe():
-    block = layers.SynthesisBlock(3, start_from_constant=True)
+    block = gan_layers.SynthesisBlock(3, start_from_constant=True)
     w = _feature_maps(18, shape=(2, 5))
     assert np.asarray(block(w)).shape == (2, 4, 4, 3)
     assert np.all(np.asarray(block.constant) == 1.0)  # StyleGAN starts from ones
@@ -269,7 +271,7 @@ def test_synthesis_block_from_the_constant_follows_the_stylegan_recipe():
 
 
 def test_synthesis_block_upsamples_then_styles_and_same_w_gives_same_image():
-    block = layers.SynthesisBlock(2)
+    block = gan_layers.SynthesisBlock(2)
     maps, w = _feature_maps(20, shape=(1, 4, 4, 3)), _feature_maps(21, shape=(1, 6))
     assert np.asarray(block([maps, w])).shape == (1, 8, 8, 2)
     _randomise(block, 22)
@@ -281,7 +283,7 @@ def test_synthesis_block_upsamples_then_styles_and_same_w_gives_same_image():
     expected = _adain(block.adains[1], _leaky(np.asarray(block.second_conv(first))), w)
     np.testing.assert_allclose(block([maps, w]), expected, rtol=1e-4, atol=1e-4)
 
-    start = layers.SynthesisBlock(4, start_from_constant=True)
+    start = gan_layers.SynthesisBlock(4, start_from_constant=True)
     same = np.repeat(_feature_maps(23, shape=(1, 6)), 3, axis=0)
     out = np.asarray(start(same))
     np.testing.assert_array_equal(out[0], out[1])  # noise starts silent: only w matters
@@ -293,14 +295,14 @@ def test_synthesis_block_upsamples_then_styles_and_same_w_gives_same_image():
 
 def test_synthesis_block_errors_and_reload(tmp_path):
     with pytest.raises(ValueError, match="at least 1"):
-        layers.SynthesisBlock(0)
+        gan_layers.SynthesisBlock(0)
     with pytest.raises(ValueError, match=r"\[feature_maps, w\]"):
-        layers.SynthesisBlock(2)(_feature_maps(shape=(2, 4, 4, 3)))
+        gan_layers.SynthesisBlock(2)(_feature_maps(shape=(2, 4, 4, 3)))
     with pytest.raises(ValueError, match=r"\(batch, w_dim\)"):
-        layers.SynthesisBlock(2, start_from_constant=True)(_feature_maps(shape=(2, 4, 4, 3)))
+        gan_layers.SynthesisBlock(2, start_from_constant=True)(_feature_maps(shape=(2, 4, 4, 3)))
     w_in = keras.Input((6,))
-    maps = layers.SynthesisBlock(4, start_from_constant=True, seed=1)(w_in)
-    model = keras.Model(w_in, layers.SynthesisBlock(2, seed=3)([maps, w_in]))
+    maps = gan_layers.SynthesisBlock(4, start_from_constant=True, seed=1)(w_in)
+    model = keras.Model(w_in, gan_layers.SynthesisBlock(2, seed=3)([maps, w_in]))
     assert model.output_shape == (None, 8, 8, 2)
     for block in model.layers[1:]:
         _randomise(block, 24)
@@ -309,3 +311,51 @@ def test_synthesis_block_errors_and_reload(tmp_path):
     for saved, loaded in zip(model.weights, reloaded.weights, strict=True):
         np.testing.assert_array_equal(saved, loaded)
     assert [block.seed for block in reloaded.layers[1:]] == [1, 3]
+
+
+# --- Minibatch discrimination (notebook 9) ---
+
+
+def _minibatch_features_by_hand(features, kernel, num_kernels, kernel_dim):
+    rows = (features @ kernel).reshape(len(features), num_kernels, kernel_dim)
+    closeness = np.zeros((len(features), num_kernels))
+    for i in range(len(features)):
+        for j in range(len(features)):
+            if i != j:
+                closeness[i] += np.exp(-np.abs(rows[i] - rows[j]).sum(axis=-1))
+    return np.concatenate([features, closeness], axis=1)
+
+
+def test_minibatch_discrimination_matches_the_formula():
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(6, 4)).astype("float32")
+    layer = gan_layers.MinibatchDiscrimination(num_kernels=3, kernel_dim=2)
+    output = np.asarray(layer(features))
+    expected = _minibatch_features_by_hand(features, np.asarray(layer.kernel), 3, 2)
+    assert output.shape == (6, 7)
+    np.testing.assert_allclose(output, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_minibatch_discrimination_sees_a_collapsed_batch():
+    layer = gan_layers.MinibatchDiscrimination(num_kernels=2, kernel_dim=2)
+    identical = np.ones((5, 3), dtype="float32")
+    varied = np.random.default_rng(2).normal(size=(5, 3)).astype("float32") * 5
+    # Identical examples are at distance 0 from the 4 others: closeness exactly 4 per kernel.
+    np.testing.assert_allclose(np.asarray(layer(identical))[:, 3:], 4.0, atol=1e-6)
+    assert np.asarray(layer(varied))[:, 3:].mean() < 4.0
+
+
+def test_minibatch_discrimination_errors_and_reload(tmp_path):
+    with pytest.raises(ValueError, match="at least 1"):
+        gan_layers.MinibatchDiscrimination(num_kernels=0)
+    with pytest.raises(ValueError, match="flat feature vectors"):
+        gan_layers.MinibatchDiscrimination()(np.zeros((2, 3, 3), "float32"))
+    model = keras.Sequential([keras.Input((4,)), gan_layers.MinibatchDiscrimination(5, 3),
+                              keras.layers.Dense(1)])
+    assert model.layers[0].kernel.shape == (4, 15)
+    model.save(tmp_path / "discriminator.keras")
+    reloaded = keras.models.load_model(tmp_path / "discriminator.keras", safe_mode=True)
+    x = np.random.default_rng(3).random((8, 4)).astype("float32")
+    np.testing.assert_allclose(model(x), reloaded(x), atol=1e-6)
+    assert reloaded.layers[0].get_config()["num_kernels"] == 5
+
