@@ -18,7 +18,7 @@ Modules, by role:
     solutions   run a chapter quietly before its exercises' solutions (plumbing)
     checks      the checks behind every clear error on bad input (plumbing)
     files       write a file or replace a folder whole, never half (plumbing; every saver,
-                and tools/build_site.py and tools/vendor_assets.py)
+                and tools/build_site.py)
 
 The lessons themselves (models, losses, training loops) live in the notebooks.
 """

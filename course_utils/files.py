@@ -1,9 +1,10 @@
 """Writing files and folders so that a crash, Ctrl-C or a full disk never leaves half of one.
 
 Every saver in the course goes through here: `write_atomically` for one file (models, caches,
-quality figures, downloads; notebooks 1-15 through checkpoints, evaluation, report and data, and
-tools/vendor_assets.py) and `replace_folder` for a folder built whole (tools/build_site.py).
-Plumbing a student may skip.
+quality figures, downloads; notebooks 1-15 through checkpoints, evaluation, report and data) and
+`replace_folder` for a folder built whole (tools/build_site.py). Plumbing a student may skip.
+(tools/vendor_assets.py leaves its downloads to pooch, which also writes them beside their place
+and renames them once verified.)
 
 Both build their result next to its place under a temporary name, `.<name>-<pid>-<random>.part`
 plus the name's suffix, and rename it into place only once it is complete. A writer killed with

@@ -3,10 +3,12 @@
     python tools/vendor_assets.py                 # fetch into build/vendor/ (cached), verify
     python tools/vendor_assets.py DIR             # ... and unpack into DIR (a site's _static/)
 
-reveal.js, require.js, jQuery and MathJax 2 come from the npm registry as tarballs, each
-checked against the sha512 `integrity` the registry published for that exact version (pinned
-below) and moved into build/vendor/ only once verified; only the files a page uses are
-unpacked. A mirror of the npm registry can be named with the NPM_CONFIG_REGISTRY environment
+reveal.js, require.js, jQuery and MathJax 2 come from the npm registry as tarballs, downloaded
+and cached in build/vendor/ by pooch: each is checked against the sha512 `integrity` the registry
+published for that exact version (pinned below), and a download that does not match is deleted,
+never kept; a cached tarball that matches is used without the network. Only the files a page uses
+are unpacked (our own step: pooch's Untar keeps the tarball's paths, and the site needs them
+renamed). A mirror of the npm registry can be named with the NPM_CONFIG_REGISTRY environment
 variable, as for npm itself.
 """
 
@@ -17,15 +19,18 @@ import hashlib
 import os
 import sys
 import tarfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from course_utils import files
+import pooch
+import requests
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = REPO_ROOT / "build" / "vendor"
 DEFAULT_REGISTRY = "https://registry.npmjs.org"
+
+# pooch logs each download at INFO level to stderr; this tool reports for itself.
+pooch.get_logger().setLevel("WARNING")
 
 
 class VendorError(RuntimeError):
@@ -47,6 +52,15 @@ class NpmTarball:
 
     def url(self, registry: str) -> str:
         return f"{registry.rstrip('/')}/{self.name}/-/{self.filename}"
+
+    @property
+    def known_hash(self) -> str:
+        """The integrity in pooch's form: "sha512:" + hex."""
+        algorithm, _, digest = self.integrity.partition("-")
+        if algorithm != "sha512":
+            raise VendorError(f"{self.name} {self.version}: expected a sha512 integrity, "
+                              f"not {self.integrity!r}")
+        return "sha512:" + base64.b64decode(digest, validate=True).hex()
 
 
 # nbconvert's slides template is written for reveal.js 4; 4.6.1 is the last 4.x release.
@@ -96,28 +110,24 @@ def integrity_of(data: bytes) -> str:
 
 def fetch(package: NpmTarball, cache_dir: Path = CACHE_DIR, registry: str | None = None) -> Path:
     """The verified tarball of `package` in cache_dir, downloaded first if it is not there."""
-    target = cache_dir / package.filename
-    if target.is_file() and integrity_of(target.read_bytes()) == package.integrity:
-        return target
     registry = registry or os.environ.get("NPM_CONFIG_REGISTRY") or DEFAULT_REGISTRY
-    url = package.url(registry)
+    url, known_hash = package.url(registry), package.known_hash
     fix = (f"Check the connection to {registry} (or point NPM_CONFIG_REGISTRY at a mirror), "
            f"or put a verified copy of {package.filename} in {cache_dir}, then run this again.")
     try:
-        with urllib.request.urlopen(url, timeout=60) as response:
-            data = response.read()
-    except OSError as error:
+        # pooch downloads to a temporary file beside the target and moves it there only once
+        # its hash matches; a cached file whose hash matches is returned without the network.
+        return Path(pooch.retrieve(url, known_hash=known_hash, fname=package.filename,
+                                   path=cache_dir, downloader=pooch.HTTPDownloader(timeout=60)))
+    except (requests.RequestException, OSError) as error:
         raise VendorError(
             f"Could not download {package.name} {package.version} from {url}: {error}. {fix}"
         ) from error
-    if integrity_of(data) != package.integrity:
+    except ValueError as error:  # pooch's hash mismatch (requests' own ValueErrors are above)
         raise VendorError(
-            f"{package.name} {package.version} from {url} does not match its pinned sha512 "
-            f"(got {integrity_of(data)[:30]}...); nothing was saved. {fix}"
-        )
-    # Written beside the target and renamed: a cut download never looks like a cached one.
-    files.write_atomically(target, lambda part: part.write_bytes(data))
-    return target
+            f"{package.name} {package.version} from {url} does not match its pinned sha512; "
+            f"the download was deleted, nothing was saved. {fix}"
+        ) from error
 
 
 def unpack(package: NpmTarball, tarball: Path, static_dir: Path) -> list[Path]:

@@ -1,4 +1,5 @@
-"""tools/vendor_assets.py against a local stand-in registry: verified, atomic, clear on failure."""
+"""tools/vendor_assets.py against a local stand-in registry: verified, cached (offline once
+cached), clear on failure."""
 
 import functools
 import io
@@ -57,6 +58,27 @@ def test_a_verified_download_is_cached_and_unpacked(registry, tmp_path):
     written = unpack(package(integrity_of(TARBALL)), path, tmp_path / "static")
     assert sorted(p.relative_to(tmp_path / "static").as_posix() for p in written) == [
         "tool/README.md", "tool/tool.js", "tool/x/y.css"]
+
+
+def test_the_cached_tarball_is_used_without_the_network(registry, tmp_path):
+    cache = tmp_path / "cache"
+    first = fetch(package(integrity_of(TARBALL)), cache, registry=registry)
+    # Nothing listens on port 9: any attempt to download would fail with a VendorError.
+    assert fetch(package(integrity_of(TARBALL)), cache, registry="http://127.0.0.1:9") == first
+    assert first.read_bytes() == TARBALL
+
+
+def test_a_cached_tarball_that_does_not_match_is_downloaded_again(registry, tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "tool-1.0.0.tgz").write_bytes(b"cut off")
+    path = fetch(package(integrity_of(TARBALL)), cache, registry=registry)
+    assert path.read_bytes() == TARBALL
+
+
+def test_npm_config_registry_names_the_mirror(registry, tmp_path, monkeypatch):
+    monkeypatch.setenv("NPM_CONFIG_REGISTRY", registry)
+    assert fetch(package(integrity_of(TARBALL)), tmp_path).read_bytes() == TARBALL
 
 
 def test_a_download_with_the_wrong_checksum_is_refused_and_not_kept(registry, tmp_path):
