@@ -57,7 +57,7 @@ from course_utils import data, files
 MODEL_DIR_ENV_VAR = "COURSE_MODEL_DIR"
 COURSE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = COURSE_ROOT / "build" / "models"
-# What `once(...).fit` prints; tools/benchmark.py and the tests count these very lines.
+# What `once(...).fit` prints; solutions.run_chapter and the tests count these very lines.
 TRAINED_LINE = "and saved it"
 RELOADED_LINE = "Reloaded the trained"
 KEY_LENGTH = 12  # hex digits of the key in a file name: enough to tell trainings apart
@@ -110,6 +110,28 @@ def entry_path(run, notebook: str, name: str, key: str) -> Path:
     _check_name("notebook", notebook)
     _check_name("name", name)
     return trained_dir() / notebook / f"{name}-{run.mode}-{key[:KEY_LENGTH]}.npz"
+
+
+def saved_entries(folder: Path | None = None) -> dict[Path, dict[str, Any]]:
+    """Each once(...).fit entry under <folder>/trained and its manifest, read-only. benchmark.py."""
+    # folder: a model folder, model_dir() by default. Only once(...).fit's entries have a
+    # manifest: compute_once's arrays, temporary files of a save under way or killed (hidden
+    # names), older layouts (folders) and damaged files are left out.
+    found = {}
+    trained = (model_dir() if folder is None else Path(folder)) / "trained"
+    for path in sorted(trained.glob("*/*.npz")):
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                if "manifest.json" not in stored.files:
+                    continue
+                manifest = json.loads(str(stored["manifest.json"]))
+        except Exception:  # damaged: a training that did not save, as once(...).fit sees it
+            continue
+        if isinstance(manifest, dict):
+            found[path] = manifest
+    return found
 
 
 # --- Describing values, data and code (the ingredients of the key) -----------------------------

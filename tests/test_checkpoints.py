@@ -747,6 +747,33 @@ def test_an_entry_holds_no_pickle_and_says_what_it_is(notebook, model_dir):
     assert len(history["loss"]) == 2
 
 
+def test_saved_entries_lists_each_training_with_its_manifest_and_nothing_else(notebook,
+                                                                            model_dir):
+    module = notebook.code()
+    notebook.run_cell("m", module)
+    notebook.run_cell("m", module, learning_rate=3e-3)  # a second entry of the same name
+    folder = model_dir / "trained" / "01"
+    trainings = sorted(folder.glob("m-smoke-*.npz"))
+    checkpoints.compute_once(RUN, "02", "tsne", lambda: np.zeros(3))  # an array, not a training
+    # A save killed after writing its temporary file whole, before renaming it into place.
+    (folder / ".m-smoke-0123456789ab.npz-1-x.part.npz").write_bytes(trainings[0].read_bytes())
+    (folder / "m-smoke-ba9876543210.npz").write_bytes(b"not a zip")  # damaged
+    (folder / "m-smoke-0123456789ab.npz").mkdir()  # not a file
+    expected = {}
+    for path in trainings:
+        with np.load(path, allow_pickle=False) as stored:
+            expected[path] = json.loads(str(stored["manifest.json"]))
+    listed = checkpoints.saved_entries()  # $COURSE_MODEL_DIR, as the notebooks see it
+    assert len(listed) == 2 and listed == expected
+    assert checkpoints.saved_entries(model_dir) == listed
+    for path, manifest in listed.items():
+        assert (manifest["notebook"], manifest["name"], manifest["mode"]) == ("01", "m", "smoke")
+        assert path.name == f"m-smoke-{manifest['key'][:checkpoints.KEY_LENGTH]}.npz"
+        assert manifest["train_seconds"] >= 0
+    assert len({manifest["key"] for manifest in listed.values()}) == 2
+    assert checkpoints.saved_entries(model_dir / "nothing here") == {}
+
+
 def test_a_layer_unbuilt_in_name_only_is_not_symbolically_built(smoke_run, model_dir, capsys):
     # A replay buffer makes its variables in __init__ and is never called: Keras calls it
     # unbuilt, yet nothing is missing; building the GAN on images would feed images to call().

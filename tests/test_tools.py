@@ -1,6 +1,8 @@
 """The headless runner and the benchmark table (tools/), on a tiny notebook of their own."""
 
+import json
 import math
+import os
 
 import nbformat
 import numpy as np
@@ -149,38 +151,62 @@ def test_gan_speed_times_both_loops_and_checks_both_train():
     assert f"**{result['speedup']:.2f}x**" in table
 
 
-def _run_printing(path, seconds, text, cell_seconds=None):
-    executed = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell(outputs=[]),
-        nbformat.v4.new_code_cell(outputs=[
-            nbformat.v4.new_output("stream", name="stdout", text=text)])])
-    return NotebookRun(path=path, mode="default", executed=executed, seconds=seconds,
-                       cell_seconds=cell_seconds or {})
+def _save_entry(model_root, notebook, name, key, train_seconds, written_at):
+    """An entry in the form checkpoints saves it (an .npz with a "manifest.json" array)."""
+    path = model_root / "trained" / notebook / f"{name}-default-{key}.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    manifest = {"format": checkpoints.FORMAT, "notebook": notebook, "name": name,
+                "mode": "default", "key": key, "train_seconds": train_seconds}
+    np.savez(path, **{"manifest.json": np.array(json.dumps(manifest)), "variable/0": np.ones(3)})
+    os.utime(path, (written_at, written_at))
+    return path
 
 
-def test_benchmark_counts_the_lines_checkpoints_prints():
-    from tools import benchmark
-
-    # The very constants train_once prints with, not copies that could drift apart.
-    assert benchmark.TRAINED_LINE is checkpoints.TRAINED_LINE
-    assert benchmark.RELOADED_LINE is checkpoints.RELOADED_LINE
+def _timed_run(path, seconds, cell_seconds, started_at=1_000_000.0):
+    """A run whose cells took cell_seconds, one after the other, from started_at (wall clock)."""
+    finished_at, clock = {}, started_at
+    for index, took in cell_seconds.items():
+        clock += took
+        finished_at[index] = clock
+    return NotebookRun(path=path, mode="default", seconds=seconds, cell_seconds=cell_seconds,
+                       cell_finished_at=finished_at)
 
 
 def test_train_once_table_gives_the_ratio_and_counts_trained_and_reloaded_models(tmp_path):
-    from tools.benchmark import format_train_once_table
+    from tools.benchmark import TrainOnceRun, format_train_once_table, list_saved
 
-    trained = f"Trained conv_ae in 100 s {checkpoints.TRAINED_LINE}; the next run reloads it\n"
-    reloaded = f"{checkpoints.RELOADED_LINE} conv_ae in 0.2 s (set RETRAIN = True to train)\n"
-    first = [_run_printing(tmp_path / "01_a.ipynb", 120.0, trained, {0: 5.0, 1: 101.0}),
-             _run_printing(tmp_path / "00_b.ipynb", 10.0, "no training here\n")]
-    second = [_run_printing(tmp_path / "01_a.ipynb", 8.0, reloaded, {0: 4.0, 1: 0.5}),
-              _run_printing(tmp_path / "00_b.ipynb", 9.0, "no training here\n")]
+    root = tmp_path / "models"
+    empty = list_saved(root)
+    # The first run of 01_a trains two models in its second cell (1,000,005 to 1,000,106 s).
+    _save_entry(root, "01", "conv_ae", "aaaaaaaaaaaa", 60.5, 1_000_050.0)
+    _save_entry(root, "01", "dense_ae", "bbbbbbbbbbbb", 39.5, 1_000_100.0)
+    # compute_once's arrays have no manifest: not a model training.
+    np.savez(root / "trained" / "01" / "tsne-default-cccccccccccc.npz", result=np.zeros(2))
+    saved = list_saved(root)
+    assert [entry.manifest["name"] for entry in saved.values()] == ["conv_ae", "dense_ae"]
+    first = [TrainOnceRun(_timed_run(tmp_path / "01_a.ipynb", 120.0, {0: 5.0, 1: 101.0}),
+                          empty, saved),
+             TrainOnceRun(_timed_run(tmp_path / "00_b.ipynb", 10.0, {0: 10.0}), saved, saved)]
+    second = [TrainOnceRun(_timed_run(tmp_path / "01_a.ipynb", 8.0, {0: 4.0, 1: 0.5}),
+                           saved, saved),
+              TrainOnceRun(_timed_run(tmp_path / "00_b.ipynb", 9.0, {0: 9.0}), saved, saved)]
     table = format_train_once_table(first, second).splitlines()
-    assert table[2] == "| 01_a.ipynb | 120.0 | 1 | 8.0 | 1 | 0 | 15.0x | 101.0 → 0.5 |"
-    assert table[3] == "| 00_b.ipynb | 10.0 | 0 | 9.0 | 0 | 0 | (trains nothing) |  |"
-    second[1] = _run_printing(tmp_path / "00_b.ipynb", 9.0, trained)  # a key that changed
-    assert format_train_once_table(first, second).splitlines()[3].split(" | ")[5] == "1"
-    second[0].error = "boom"
+    assert "models reloaded (first run's entries left as they were)" in table[0]
+    assert table[2] == "| 01_a.ipynb | 120.0 | 2 | 100.0 | 8.0 | 2 | 0 | 15.0x | 101.0 → 0.5 |"
+    assert table[3] == "| 00_b.ipynb | 10.0 | 0 |  | 9.0 | 0 | 0 | (trains nothing) |  |"
+
+    def columns(row):
+        return format_train_once_table(first, second).splitlines()[row].split(" | ")
+
+    # A key that changed without an edit: the second run saves conv_ae anew under another key.
+    _save_entry(root, "01", "conv_ae", "dddddddddddd", 61.0, 1_000_200.0)
+    second[0].after = list_saved(root)
+    assert columns(2)[5:7] == ["1", "1"]  # dense_ae reloaded, conv_ae trained again
+    # The same key trained again (RETRAIN left on, say): its file is written anew.
+    _save_entry(root, "01", "dense_ae", "bbbbbbbbbbbb", 39.0, 1_000_300.0)
+    second[0].after = list_saved(root)
+    assert columns(2)[5:7] == ["0", "2"]
+    second[0].run.error = "boom"
     assert "FAILED" in format_train_once_table(first, second).splitlines()[2]
 
 

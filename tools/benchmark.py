@@ -2,7 +2,7 @@
 
     python tools/benchmark.py                       # smoke and default, every notebook
     python tools/benchmark.py --modes smoke         # one mode
-    python tools/benchmark.py --modes default notebooks/01_pca_linear_autoencoder.ipynb
+    python tools/benchmark.py notebooks/01_pca_linear_autoencoder.ipynb --modes default
     python tools/benchmark.py --save                # keep the executed copies to look at
     python tools/benchmark.py --parts gan-speed     # only notebook 9's GAN speed comparison
     python tools/benchmark.py --parts train-once --modes default  # a training run, then a reload
@@ -22,7 +22,9 @@ train_on_batch loop, side by side) goes to build/benchmark/gan_speed.md.
 The train-once part runs every notebook twice against an empty model folder: the first run
 trains and saves (checkpoints.once(...).fit), the second reloads. Only the judge classifier, shared
 plumbing trained once per machine, is copied in beforehand, so notebook 9's first run does not
-include it. Table: build/benchmark/train_once_<mode>.md.
+include it. The trainings are counted from the entries each run saved in that folder and their
+manifests (checkpoints.saved_entries), not from printed text; see format_train_once_table.
+Table: build/benchmark/train_once_<mode>.md.
 
 The hash-search part times notebook 13's retrieval side by side: finding the 10 nearest of the
 55,000 training images for each of 100 test images by Hamming distance between 16-bit hashes
@@ -43,16 +45,19 @@ import platform
 import re
 import shutil
 import time
+from dataclasses import dataclass
+from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 
-from course_utils.checkpoints import RELOADED_LINE, TRAINED_LINE  # what training prints
+from course_utils import checkpoints
 from tools.gan_speed import format_gan_speed, measure_gan_speed
 from tools.run_notebooks import (
     BUILD_DIR,
     MODES,
     REPO_ROOT,
-    environment,
+    NotebookRun,
     execute_notebook,
     list_notebooks,
     save_outputs,
@@ -182,68 +187,115 @@ def _printed_texts(cell):
             if output.get("output_type") == "stream"]
 
 
-def count_in_outputs(executed, text: str) -> int:
-    """How many stream outputs of an executed notebook contain `text`."""
-    if executed is None:
-        return 0
-    return sum(text in printed for cell in executed.cells for printed in _printed_texts(cell))
+@dataclass(frozen=True)
+class SavedEntry:
+    """A train-once entry as found in the model folder: its file, its file time, its manifest."""
+
+    path: Path
+    mtime_ns: int  # rewritten in place (the same key trained again), the file gets a new time
+    manifest: dict
 
 
-def training_cells(executed) -> list[int]:
-    """Indices of the cells whose output says they trained and saved a model."""
-    if executed is None:
-        return []
-    return [index for index, cell in enumerate(executed.cells)
-            if any(TRAINED_LINE in printed for printed in _printed_texts(cell))]
+def list_saved(model_root: Path) -> dict[Path, SavedEntry]:
+    """The train-once entries saved in a model folder (checkpoints.saved_entries), by file."""
+    return {path: SavedEntry(path, path.stat().st_mtime_ns, manifest)
+            for path, manifest in checkpoints.saved_entries(model_root).items()}
+
+
+@dataclass
+class TrainOnceRun:
+    """One notebook run of the train-once part, with the model folder's entries around it."""
+
+    run: NotebookRun
+    before: dict[Path, SavedEntry]
+    after: dict[Path, SavedEntry]
+
+    @property
+    def saved(self) -> list[SavedEntry]:
+        """The entries the run wrote (new files, or files written anew): the models it trained."""
+        return [entry for path, entry in self.after.items() if self.before.get(path) != entry]
+
+
+def saving_cells(run: NotebookRun, entries) -> list[int]:
+    """The cells that wrote the entries: each the first cell to finish after its file's time."""
+    cells = set()
+    for entry in entries:
+        finished = [index for index, at in run.cell_finished_at.items()
+                    if at >= entry.mtime_ns / 1e9]
+        if finished:
+            cells.add(min(finished, key=run.cell_finished_at.get))
+    return sorted(cells)
 
 
 def format_train_once_table(first_runs, second_runs) -> str:
     """A Markdown table: first (training) and second (reloading) run per notebook, and the ratio.
 
-    Besides the whole notebook, it times the cells that trained in the first run, again in the
-    second: what reloading saves, without the import, data and plotting both runs share.
+    Trainings are counted from the model folder, not from what the notebooks print: an entry
+    that a run wrote (a new file, or one written anew) is a model it trained, with the training
+    time its manifest records. "Models reloaded" are the entries the first run saved that the
+    second run left as they were, and whose notebook and name (from their manifests) it did not
+    save again: checkpoints.once(...).fit either reloads or trains and saves, so those were
+    reloaded. What saves no entry is not counted: compute_once's arrays, a training whose
+    callbacks make it run every time, a save that failed. A name saved more than ENTRIES_KEPT
+    times in one run counts ENTRIES_KEPT (the older ones are pruned before the run ends).
+    Besides the whole notebook, it times the cells that saved in the first run (the first to
+    finish after each entry's file time), again in the second: what reloading saves, without
+    the import, data and plotting both runs share.
     """
-    rows = ["| notebook | first run (s) | models trained | second run (s) | models reloaded "
-            "| trained again | speed-up | training cells: first → second (s) |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| notebook | first run (s) | models trained (entries saved) "
+            "| training (s, from manifests) | second run (s) "
+            "| models reloaded (first run's entries left as they were) "
+            "| trained again (entries saved) | speed-up | training cells: first → second (s) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for first, second in zip(first_runs, second_runs, strict=True):
-        if not (first.ok and second.ok):
-            rows.append(f"| {first.path.name} | {'FAILED' if not first.ok else ''} | | "
-                        f"{'FAILED' if not second.ok else ''} | | | | |")
+        name = first.run.path.name
+        if not (first.run.ok and second.run.ok):
+            rows.append(f"| {name} | {'FAILED' if not first.run.ok else ''} | | | "
+                        f"{'FAILED' if not second.run.ok else ''} | | | | |")
             continue
-        trained = count_in_outputs(first.executed, TRAINED_LINE)
-        reloaded = count_in_outputs(second.executed, RELOADED_LINE)
+        trained, again = first.saved, second.saved
         # A second run that trains anything means a key that changed without an edit: a bug.
-        again = count_in_outputs(second.executed, TRAINED_LINE)
-        ratio = f"{first.seconds / second.seconds:.1f}x" if trained else "(trains nothing)"
-        cells = training_cells(first.executed)
+        saved_again = {(entry.manifest.get("notebook"), entry.manifest.get("name"))
+                       for entry in again}
+        reloaded = [entry for entry in trained
+                    if entry.path in second.before
+                    and second.after.get(entry.path) == second.before[entry.path]
+                    and (entry.manifest.get("notebook"), entry.manifest.get("name"))
+                    not in saved_again]
+        seconds = sum(float(entry.manifest.get("train_seconds", 0.0)) for entry in trained)
+        ratio = (f"{first.run.seconds / second.run.seconds:.1f}x" if trained
+                 else "(trains nothing)")
+        cells = saving_cells(first.run, trained)
         cell_times = ""
         if cells:
-            before = sum(first.cell_seconds.get(index, 0.0) for index in cells)
-            after = sum(second.cell_seconds.get(index, 0.0) for index in cells)
+            before = sum(first.run.cell_seconds.get(index, 0.0) for index in cells)
+            after = sum(second.run.cell_seconds.get(index, 0.0) for index in cells)
             cell_times = f"{before:.1f} → {after:.1f}"
-        rows.append(f"| {first.path.name} | {first.seconds:.1f} | {trained} | "
-                    f"{second.seconds:.1f} | {reloaded} | {again} | {ratio} | {cell_times} |")
+        rows.append(f"| {name} | {first.run.seconds:.1f} | {len(trained)} | "
+                    f"{f'{seconds:.1f}' if trained else ''} | {second.run.seconds:.1f} | "
+                    f"{len(reloaded)} | {len(again)} | {ratio} | {cell_times} |")
     return "\n".join(rows)
 
 
-def measure_train_once(mode: str, notebooks) -> tuple[list, list]:
+def measure_train_once(mode: str, notebooks) -> tuple[list[TrainOnceRun], list[TrainOnceRun]]:
     """Run the notebooks twice against a fresh model folder: training, then reloading."""
-    from course_utils import checkpoints, config
+    from course_utils import config
 
     model_root = TRAIN_ONCE_DIR / mode
     shutil.rmtree(model_root, ignore_errors=True)
     (model_root / "trained" / "judge").mkdir(parents=True)
     for judge in (checkpoints.trained_dir() / "judge").glob(f"fashion_classifier-{mode}-*.npz"):
         shutil.copy2(judge, model_root / "trained" / "judge" / judge.name)
-    settings = {checkpoints.MODEL_DIR_ENV_VAR: str(model_root), config.RETRAIN_ENV_VAR: None}
     passes = []
-    with environment(**settings):
+    # The kernels inherit the environment; the block puts it back as it was on leaving.
+    with patch.dict(os.environ, {checkpoints.MODEL_DIR_ENV_VAR: str(model_root)}):
+        os.environ.pop(config.RETRAIN_ENV_VAR, None)
         for label in ("first", "second"):
             runs = []
             for path in list_notebooks(notebooks):
+                before = list_saved(model_root)
                 run = execute_notebook(path, mode)
-                runs.append(run)
+                runs.append(TrainOnceRun(run, before, list_saved(model_root)))
                 result = f"{run.seconds:.1f} s" if run.ok else run.error
                 print(f"[{mode}, {label} run] {path.name}: {result}", flush=True)
             passes.append(runs)
@@ -356,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save", action="store_true",
                         help="also write executed copies, HTML and figures to build/executed/")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
-                        help="what to measure (default: both)")
+                        help="what to measure (default: all)")
     parser.add_argument("notebooks", nargs="*", help="default: every numbered notebook")
     args = parser.parse_args(argv)
     REPORT_DIR.mkdir(parents=True, exist_ok=True)
@@ -364,21 +416,23 @@ def main(argv: list[str] | None = None) -> int:
 
     runs = []
     if "notebooks" in args.parts:
-        # The notebooks' kernels inherit this: each records its figures here, fresh per run.
         from course_utils import report
 
-        os.environ[report.QUALITY_DIR_ENV_VAR] = str(QUALITY_DIR)
-        for mode in args.modes:
-            shutil.rmtree(QUALITY_DIR / mode, ignore_errors=True)
-        for mode in args.modes:
-            for path in list_notebooks(args.notebooks):
-                run = execute_notebook(path, mode)
-                runs.append(run)
-                if args.save:
-                    save_outputs(run, BUILD_DIR / mode)
-                result = f"{run.seconds:.1f} s, {run.peak_mib:.0f} MiB" if run.ok else run.error
-                print(f"[{mode}] {path.name}: {result}", flush=True)
-        quality = format_quality_table({mode: report.load_quality(mode) for mode in args.modes})
+        # The notebooks' kernels inherit this: each records its figures here, fresh per run.
+        with patch.dict(os.environ, {report.QUALITY_DIR_ENV_VAR: str(QUALITY_DIR)}):
+            for mode in args.modes:
+                shutil.rmtree(QUALITY_DIR / mode, ignore_errors=True)
+            for mode in args.modes:
+                for path in list_notebooks(args.notebooks):
+                    run = execute_notebook(path, mode)
+                    runs.append(run)
+                    if args.save:
+                        save_outputs(run, BUILD_DIR / mode)
+                    result = (f"{run.seconds:.1f} s, {run.peak_mib:.0f} MiB" if run.ok
+                              else run.error)
+                    print(f"[{mode}] {path.name}: {result}", flush=True)
+            quality = format_quality_table({mode: report.load_quality(mode)
+                                            for mode in args.modes})
         text = (f"Notebook benchmark on {machine}\n\n{format_table(runs)}\n\n"
                 f"Quality figures recorded by the notebooks\n\n{quality}\n")
         (REPORT_DIR / "notebooks.md").write_text(text, encoding="utf-8")
@@ -391,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     if "train-once" in args.parts:
         for mode in args.modes:
             first, second = measure_train_once(mode, args.notebooks)
-            runs += first + second
+            runs += [measured.run for measured in first + second]
             text = (f"Train once, reload after: {mode} mode on {machine}\n\n"
                     f"{format_train_once_table(first, second)}\n")
             (REPORT_DIR / f"train_once_{mode}.md").write_text(text, encoding="utf-8")

@@ -17,10 +17,12 @@ for some seed (the prose then says more than the runs support) or a notebook fai
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+from unittest.mock import patch
 
 from course_utils import config, report
-from tools.run_notebooks import MODES, REPO_ROOT, environment, execute_notebook, list_notebooks
+from tools.run_notebooks import MODES, REPO_ROOT, execute_notebook, list_notebooks
 
 CLAIMS_DIR = REPO_ROOT / "build" / "claims"
 
@@ -30,7 +32,8 @@ def run_seed(mode: str, seed: int, notebooks) -> tuple[dict, list[str]]:
     folder = CLAIMS_DIR / f"{mode}-seed{seed}"
     shutil.rmtree(folder, ignore_errors=True)
     failures = []
-    with environment(**{report.QUALITY_DIR_ENV_VAR: str(folder), config.SEED_ENV_VAR: str(seed)}):
+    with patch.dict(os.environ, {report.QUALITY_DIR_ENV_VAR: str(folder),
+                                 config.SEED_ENV_VAR: str(seed)}):
         for path in list_notebooks(notebooks):
             run = execute_notebook(path, mode)
             state = f"{run.seconds:.0f} s" if run.ok else f"FAILED: {run.error}"

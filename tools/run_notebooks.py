@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import multiprocessing
 import os
 import re
@@ -25,6 +24,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from unittest.mock import patch
 
 import nbformat
 from nbclient import NotebookClient
@@ -57,29 +57,12 @@ class NotebookRun:
     peak_mib: float = float("nan")
     error: str | None = None
     cell_seconds: dict[int, float] = field(default_factory=dict)
+    # When each cell finished, by the wall clock (time.time()), comparable with files' times.
+    cell_finished_at: dict[int, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return self.error is None
-
-
-@contextlib.contextmanager
-def environment(**values: str | None):
-    """Set (str) or unset (None) environment variables for a block, then put them back."""
-    saved = {name: os.environ.get(name) for name in values}
-    try:
-        for name, value in values.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def list_notebooks(selected: list[str] | None = None) -> list[Path]:
@@ -104,12 +87,14 @@ def execute_notebook(path: Path, mode: str, timeout: int = 1800) -> NotebookRun:
     notebook.cells.insert(0, nbformat.v4.new_code_cell(PREAMBLE))
     notebook.cells.append(nbformat.v4.new_code_cell(PEAK_MEMORY_PROBE))
     finished_at: dict[int, float] = {}
+    finished_at_wall: dict[int, float] = {}
 
     def note_time(cell, cell_index, execute_reply):  # nbclient passes these as keywords
         finished_at[cell_index] = time.perf_counter()
+        finished_at_wall[cell_index] = time.time()
 
     try:
-        with environment(COURSE_MODE=mode):  # the kernel inherits this environment
+        with patch.dict(os.environ, COURSE_MODE=mode):  # the kernel inherits this environment
             client = NotebookClient(
                 notebook, timeout=timeout, kernel_name="python3",
                 resources={"metadata": {"path": str(path.parent)}},
@@ -128,6 +113,8 @@ def execute_notebook(path: Path, mode: str, timeout: int = 1800) -> NotebookRun:
             index - 1: finished_at[index] - finished_at[before]
             for before, index in zip(code_cells[:-1], code_cells[1:], strict=True) if index != last
         }
+        run.cell_finished_at = {index - 1: finished_at_wall[index]
+                                for index in code_cells[1:] if index != last}
         probe_text = "".join(out.get("text", "") for out in notebook.cells[last].outputs)
         run.peak_mib = int(probe_text.split()[-1]) / 1024
     notebook.cells = notebook.cells[1:last]
