@@ -60,16 +60,26 @@ def record_quality(notebook: str, run, **figures) -> dict[str, float]:
 
 def load_notebook_quality(path: Path) -> dict[str, float]:
     """The figures in one notebook's file ({} if there is none). Used by tools/benchmark.py."""
+    loaded = _read_record(path, "quality")
+    try:
+        return _check_figures(loaded) if loaded else {}
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path} holds a figure that is not a number ({error}); delete it and "
+                         "re-run its notebook.") from None
+
+
+def _read_record(path: Path, kind: str) -> dict:
+    """A notebook's JSON record (quality or claims) as a dict, {} if there is none, else raise."""
     if not path.exists():
         return {}
     try:
         loaded = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path} is not a readable quality record ({error}); delete it and "
+        raise ValueError(f"{path} is not a readable {kind} record ({error}); delete it and "
                          "re-run its notebook.") from error
     if not isinstance(loaded, dict):
-        raise ValueError(f"{path} should hold a JSON object of figures; delete it and re-run.")
-    return _check_figures(loaded) if loaded else {}
+        raise ValueError(f"{path} should hold a JSON object; delete it and re-run its notebook.")
+    return loaded
 
 
 def load_quality(mode: str) -> dict[str, dict[str, float]]:
@@ -191,16 +201,9 @@ def check_claim(notebook: str, run, claim: str, holds, **values) -> bool:
 
 def load_notebook_claims(path: Path) -> dict[str, dict]:
     """The claims in one notebook's claims file ({} if there is none). tools/claims.py."""
-    if not path.exists():
-        return {}
-    try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path} is not a readable claims record ({error}); delete it and "
-                         "re-run its notebook.") from error
-    if not isinstance(loaded, dict) or not all(
-            isinstance(entry, dict) and isinstance(entry.get("held"), bool)
-            for entry in loaded.values()):
+    loaded = _read_record(path, "claims")
+    if not all(isinstance(entry, dict) and isinstance(entry.get("held"), bool)
+               for entry in loaded.values()):
         raise ValueError(f"{path} should map each claim to its result; delete it and re-run.")
     return loaded
 

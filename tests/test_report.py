@@ -121,6 +121,20 @@ def test_a_damaged_claims_record_is_explained(quality_dir, smoke_run):
         report.load_claims("smoke")
 
 
+def test_a_damaged_quality_record_is_explained(quality_dir, smoke_run):
+    path = quality_dir / "smoke" / "12.json"
+    path.parent.mkdir(parents=True)
+    for text, message in [("{not json", "12.json is not a readable quality record"),
+                          ("[1, 2]", "12.json should hold a JSON object; delete it"),
+                          ('{"fid": "low"}', "12.json holds a figure that is not a number.*'fid'")]:
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(ValueError, match=message):
+            report.load_quality("smoke")
+        with pytest.raises(ValueError, match=message):  # recording more must not hide it either
+            report.record_quality("12", smoke_run, anomaly_auc=0.9)
+    assert path.read_text(encoding="utf-8") == '{"fid": "low"}'  # nothing overwritten
+
+
 def test_the_reconstruction_table_puts_each_model_beside_its_pca_and_marks_missing_ones():
     quality = {
         "02": {"mse": 0.0137, "pca_mse": 0.0150, "rounded_accuracy": 0.9355,

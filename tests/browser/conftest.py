@@ -22,10 +22,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-from site_layout import REPO_ROOT, SCREENSHOTS_DIR, SITE_DIR, unavailable
+from site_layout import REPO_ROOT, SCREENSHOTS_DIR, SITE_DIR, local_only_context, unavailable
 
 CHROMIUM = os.environ.get("COURSE_CHROMIUM", "/usr/bin/chromium")
 # Headless, and quiet on the network: no QUIC, no component or sync traffic of its own.
@@ -107,20 +106,10 @@ class WatchedPage:
 
 @pytest.fixture
 def watched(browser, site_url):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    refused = []
+    context = local_only_context(browser, site_url, {"width": 1280, "height": 900}, refused)
     page = context.new_page()
-    watch = WatchedPage(page, site_url)
-    local_host = urlsplit(site_url).netloc
-
-    def guard(route):
-        url = urlsplit(route.request.url)
-        if url.scheme in ("data", "blob") or url.netloc == local_host:
-            route.continue_()
-        else:  # proof that the site works offline: anything else is refused and recorded
-            watch.foreign_requests.append(route.request.url)
-            route.abort()
-
-    context.route("**/*", guard)
+    watch = WatchedPage(page, site_url, foreign_requests=refused)
     page.on("console", lambda message: message.type == "error"
             and watch.console_errors.append(message.text))
     page.on("pageerror", lambda error: watch.console_errors.append(f"uncaught: {error}"))
@@ -283,23 +272,15 @@ class WatchedContext:
 def watched_lab(chromium, jupyterlab):
     """A fresh browser context for the JupyterLab server; anything not on its host is refused
     and recorded, like the site tests' `watched`."""
-    context = chromium.new_context(viewport={"width": 1600, "height": 1000})
-    watch = WatchedContext(context, jupyterlab.url)
-    local_host = urlsplit(jupyterlab.url).netloc
-
-    def guard(route):
-        url = urlsplit(route.request.url)
-        if url.scheme in ("data", "blob") or url.netloc == local_host:
-            route.continue_()
-        else:
-            watch.foreign_requests.append(route.request.url)
-            route.abort()
+    refused = []
+    context = local_only_context(chromium, jupyterlab.url, {"width": 1600, "height": 1000},
+                                 refused)
+    watch = WatchedContext(context, jupyterlab.url, foreign_requests=refused)
 
     def console(message):
         if message.type == "error":
             watch.console_errors.append((message.text, message.location.get("url", "")))
 
-    context.route("**/*", guard)
     context.on("console", console)
     context.on("weberror", lambda error: watch.console_errors.append(
         (f"uncaught: {error.error}", error.page.url if error.page else "")))

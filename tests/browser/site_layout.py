@@ -1,7 +1,9 @@
-"""Where the browser tests find the built site, and which chapters it must have."""
+"""Where the browser tests find the built site, which chapters it must have, and the one way they
+open a browser context that may load nothing but the local server."""
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -18,3 +20,22 @@ def unavailable(reason: str):
     if os.environ.get("COURSE_SITE_REQUIRED") == "1":
         pytest.fail(reason)
     pytest.skip(reason)
+
+
+def local_only_context(browser, base_url: str, viewport: dict, refused: list | None = None):
+    """A browser context that loads base_url's host (and data:/blob:) and refuses everything else,
+    appending each refused URL to `refused`: the proof that a page works offline."""
+    context = browser.new_context(viewport=viewport)
+    local_host = urlsplit(base_url).netloc
+
+    def guard(route):
+        url = urlsplit(route.request.url)
+        if url.scheme in ("data", "blob") or url.netloc == local_host:
+            route.continue_()
+        else:
+            if refused is not None:
+                refused.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", guard)
+    return context

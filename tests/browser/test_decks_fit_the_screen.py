@@ -8,7 +8,7 @@ COURSE_SITE_DIR at build/site/default to measure the default-mode decks."""
 from __future__ import annotations
 
 import pytest
-from site_layout import CHAPTER_STEMS, SITE_DIR
+from site_layout import CHAPTER_STEMS, SITE_DIR, local_only_context
 
 SCREEN = {"width": 1280, "height": 720}  # a projector's 720p
 MIN_SHARE_FITTING = 0.95
@@ -33,10 +33,7 @@ MEASURE_EVERY_SLIDE = """() => {
 
 def screen_context(browser, site_url):
     """A 1280x720 browser context that may load the site and nothing else."""
-    context = browser.new_context(viewport=SCREEN)
-    context.route("**/*", lambda route: route.continue_()
-                  if route.request.url.startswith((site_url, "data:", "blob:")) else route.abort())
-    return context
+    return local_only_context(browser, site_url, SCREEN)
 
 
 @pytest.fixture(scope="module")
