@@ -1,5 +1,8 @@
-"""Layers of the autoencoder chapters: the tied decoder (notebook 3), the KL sparsity penalty
-(notebook 7), and the VAE's sampling layer and latent loss (notebook 8)."""
+"""Autoencoder layers: tied decoder (notebook 3), KL sparsity (7), VAE sampling and loss (8).
+
+Each is the layer its chapter explains. Tested (formulas, shapes, errors, saving) in
+tests/test_autoencoder_layers.py.
+"""
 
 from __future__ import annotations
 

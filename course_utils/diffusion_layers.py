@@ -1,5 +1,7 @@
-"""Layers of the diffusion chapter (notebook 14): the time embedding, the U-Net's residual block
-and the diffusion / flow-matching sampler."""
+"""Diffusion layers (notebook 14): the time embedding, the U-Net's block, the DDIM/flow sampler.
+
+Tested in tests/test_diffusion.py.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""Layers of the discrete-codes chapter (notebook 13): VQ-VAE's vector quantiser, and PixelCNN's
-masked convolution and sampler."""
+"""Discrete-code layers (notebook 13): VQ-VAE's quantiser, PixelCNN's masked convolution, sampler.
+
+Tested in tests/test_discrete_codes.py.
+"""
 
 from __future__ import annotations
 

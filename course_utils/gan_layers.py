@@ -1,5 +1,9 @@
-"""Layers of the GAN chapters: minibatch discrimination (notebook 9), and ProGAN's and StyleGAN's
-layers and blocks (notebook 11)."""
+"""GAN layers: minibatch discrimination (notebook 9), ProGAN's and StyleGAN's layers (11).
+
+Equalised learning rates, pixel normalisation, minibatch standard deviation, noise injection,
+AdaIN, the fade-in, the mapping network and the synthesis block. Tested (formulas, shapes,
+errors, safe-mode reloads) in tests/test_gan_layers.py.
+"""
 
 from __future__ import annotations
 

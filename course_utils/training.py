@@ -1,5 +1,7 @@
-"""GAN training helpers: the two-phase GAN, replay buffer, progress snapshots, gradient penalty,
-and which weights a training step moved (for the tests and the GAN speed benchmark).
+"""GAN training helpers: the two-phase GAN, replay buffer, progress snapshots, gradient penalty.
+
+Also which weights a training step moved (copy_weights, weights_moved), for the tests and the
+GAN speed benchmark.
 
 `GAN` is written out in notebook 9, where it is the lesson; this copy lets notebooks 10-12 reuse it
 (as d2l saves book code into its package). tests/test_gan_notebook.py checks the two are identical.
@@ -225,7 +227,7 @@ def copy_weights(weights) -> list[np.ndarray]:
 
 
 def weights_moved(before, weights) -> list[bool]:
-    """For each weight, whether it differs from its copy in `before` (from copy_weights)."""
+    """For each weight, whether it differs from its copy_weights copy. Tests, tools/gan_speed.py."""
     pairs = zip(before, weights, strict=True)
     return [not np.array_equal(old, np.array(new)) for old, new in pairs]
 
