@@ -64,8 +64,8 @@ def load_notebook_quality(path: Path) -> dict[str, float]:
     try:
         return _check_figures(loaded) if loaded else {}
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{path} holds a figure that is not a number ({error}); delete it and "
-                         "re-run its notebook.") from None
+        raise ValueError(f"{path} holds a figure that is not a finite number ({error}); delete "
+                         "it and re-run its notebook.") from None
 
 
 def _read_record(path: Path, kind: str) -> dict:

@@ -177,7 +177,7 @@ def run_chapter(chapter: str, mode: str | None = None, retrain: bool | None = No
 
 
 def tagged_cell_source(path: Path, tag: str) -> str:
-    """The source of the one cell of a notebook tagged `tag`, else raise. Tests, tools/gan_speed."""
+    """The source of a notebook's one cell tagged `tag`, else raise. run_tagged_cells, tests."""
     import nbformat
 
     tagged = [cell for cell in nbformat.read(path, as_version=4).cells

@@ -6,6 +6,7 @@ training, never a model reloaded from an earlier run."""
 import re
 from pathlib import Path
 
+from course_utils import checkpoints
 from tools.run_notebooks import execute_notebook
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "01_pca_linear_autoencoder.ipynb"
@@ -14,7 +15,7 @@ NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "01_pca_linear
 def test_linear_autoencoder_matches_pca_in_default_mode(model_dir):
     run = execute_notebook(NOTEBOOK, "default", timeout=300)
     assert run.ok, run.error
-    assert list((model_dir / "trained").rglob("*.npz")), "the notebook should have trained"
+    assert checkpoints.saved_entries(model_dir), "the notebook should have trained and saved"
     text = "".join(
         output.get("text", "") for cell in run.executed.cells for output in cell.get("outputs", [])
     )

@@ -126,7 +126,7 @@ def test_a_damaged_quality_record_is_explained(quality_dir, smoke_run):
     path.parent.mkdir(parents=True)
     for text, message in [("{not json", "12.json is not a readable quality record"),
                           ("[1, 2]", "12.json should hold a JSON object; delete it"),
-                          ('{"fid": "low"}', "12.json holds a figure that is not a number.*'fid'")]:
+                          ('{"fid": "low"}', "12.json holds a figure that is not a finite.*'fid'")]:
         path.write_text(text, encoding="utf-8")
         with pytest.raises(ValueError, match=message):
             report.load_quality("smoke")

@@ -51,7 +51,7 @@ from unittest.mock import patch
 
 import numpy as np
 
-from course_utils import checkpoints
+from course_utils import checkpoints, report
 from tools.gan_speed import format_gan_speed, measure_gan_speed
 from tools.run_notebooks import (
     BUILD_DIR,
@@ -288,7 +288,9 @@ def measure_train_once(mode: str, notebooks) -> tuple[list[TrainOnceRun], list[T
         shutil.copy2(judge, model_root / "trained" / "judge" / judge.name)
     passes = []
     # The kernels inherit the environment; the block puts it back as it was on leaving.
-    with patch.dict(os.environ, {checkpoints.MODEL_DIR_ENV_VAR: str(model_root)}):
+    # Its own quality folder too: these runs' figures and claims stay out of the student's.
+    with patch.dict(os.environ, {checkpoints.MODEL_DIR_ENV_VAR: str(model_root),
+                                 report.QUALITY_DIR_ENV_VAR: str(model_root / "quality")}):
         os.environ.pop(config.RETRAIN_ENV_VAR, None)
         for label in ("first", "second"):
             runs = []
@@ -416,8 +418,6 @@ def main(argv: list[str] | None = None) -> int:
 
     runs = []
     if "notebooks" in args.parts:
-        from course_utils import report
-
         # The notebooks' kernels inherit this: each records its figures here, fresh per run.
         with patch.dict(os.environ, {report.QUALITY_DIR_ENV_VAR: str(QUALITY_DIR)}):
             for mode in args.modes:

@@ -60,7 +60,11 @@ class NpmTarball:
         if algorithm != "sha512":
             raise VendorError(f"{self.name} {self.version}: expected a sha512 integrity, "
                               f"not {self.integrity!r}")
-        return "sha512:" + base64.b64decode(digest, validate=True).hex()
+        try:
+            return "sha512:" + base64.b64decode(digest, validate=True).hex()
+        except ValueError:  # binascii.Error: not base64
+            raise VendorError(f"{self.name} {self.version}: the pinned integrity {self.integrity!r}"
+                              " is not valid base64; copy it again from the registry.") from None
 
 
 # nbconvert's slides template is written for reveal.js 4; 4.6.1 is the last 4.x release.
@@ -123,10 +127,14 @@ def fetch(package: NpmTarball, cache_dir: Path = CACHE_DIR, registry: str | None
         raise VendorError(
             f"Could not download {package.name} {package.version} from {url}: {error}. {fix}"
         ) from error
-    except ValueError as error:  # pooch's hash mismatch (requests' own ValueErrors are above)
+    except ValueError as error:  # requests' own ValueErrors are caught above
+        if "does not match the known hash" not in str(error):
+            raise VendorError(f"Could not fetch {package.name} {package.version} from {url}: "
+                              f"{error}. {fix}") from error
+        got = str(error).split(" but got ")[-1].split(".")[0]
         raise VendorError(
-            f"{package.name} {package.version} from {url} does not match its pinned sha512; "
-            f"the download was deleted, nothing was saved. {fix}"
+            f"{package.name} {package.version} from {url} does not match its pinned sha512 (got "
+            f"{got[:30]}...); the download was deleted, nothing was saved. {fix}"
         ) from error
 
 

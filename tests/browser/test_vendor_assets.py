@@ -2,6 +2,7 @@
 cached), clear on failure."""
 
 import functools
+import hashlib
 import io
 import tarfile
 import threading
@@ -84,9 +85,20 @@ def test_npm_config_registry_names_the_mirror(registry, tmp_path, monkeypatch):
 def test_a_download_with_the_wrong_checksum_is_refused_and_not_kept(registry, tmp_path):
     cache = tmp_path / "cache"
     wrong = "sha512-" + "A" * 86 + "=="
-    with pytest.raises(VendorError, match="does not match its pinned sha512"):
+    got = hashlib.sha512(TARBALL).hexdigest()[:30]
+    with pytest.raises(VendorError, match=f"does not match its pinned sha512 \\(got {got}"):
         fetch(package(wrong), cache, registry=registry)
     assert not cache.exists() or list(cache.iterdir()) == []
+
+
+@pytest.mark.parametrize("integrity, message", [
+    ("md5-" + "A" * 22 + "==", "expected a sha512 integrity"),
+    ("sha512-not*base64", "is not valid base64"),
+])
+def test_a_malformed_pinned_integrity_is_explained_before_any_download(tmp_path, integrity,
+                                                                       message):
+    with pytest.raises(VendorError, match=message):
+        fetch(package(integrity), tmp_path, registry="http://127.0.0.1:9")
 
 
 def test_an_unreachable_registry_says_what_failed_and_how_to_fix_it(tmp_path):
