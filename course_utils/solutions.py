@@ -176,12 +176,13 @@ def run_chapter(chapter: str, mode: str | None = None, retrain: bool | None = No
                       trained=captured.stdout.count(TRAINED_LINE), changed=changed)
 
 
-def tagged_cell_source(path: Path, tag: str) -> str:
+def tagged_cell_source(path: Path, tag: str, cells=None) -> str:
     """The source of a notebook's one cell tagged `tag`, else raise. run_tagged_cells, tests."""
     import nbformat
 
-    tagged = [cell for cell in nbformat.read(path, as_version=4).cells
-              if tag in cell.metadata.get("tags", [])]
+    if cells is None:  # run_tagged_cells passes the cells it read once for all its tags
+        cells = nbformat.read(path, as_version=4).cells
+    tagged = [cell for cell in cells if tag in cell.metadata.get("tags", [])]
     if len(tagged) != 1:
         raise ValueError(f"{Path(path).name} needs exactly one cell tagged {tag!r}, has "
                          f"{len(tagged)}; tag the cell in JupyterLab's property inspector.")
@@ -198,12 +199,14 @@ def run_tagged_cells(path: Path, tags, namespace: Mapping[str, object] | None = 
     import io
 
     import keras
+    import nbformat
     import tensorflow as tf
     from keras import ops
 
+    cells = nbformat.read(path, as_version=4).cells
     names = {"keras": keras, "tf": tf, "ops": ops, **(namespace or {})}
     for tag in tags:
-        source = tagged_cell_source(path, tag)
+        source = tagged_cell_source(path, tag, cells)
         with contextlib.redirect_stdout(io.StringIO()):  # the cells' own prints are for students
             exec(compile(source, f"{Path(path).name}[{tag}]", "exec"), names)
     return names

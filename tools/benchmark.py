@@ -195,6 +195,11 @@ class SavedEntry:
     mtime_ns: int  # rewritten in place (the same key trained again), the file gets a new time
     manifest: dict
 
+    @property
+    def model(self) -> tuple:
+        """(notebook, name): which model this is an entry of, whatever its key."""
+        return self.manifest.get("notebook"), self.manifest.get("name")
+
 
 def list_saved(model_root: Path) -> dict[Path, SavedEntry]:
     """The train-once entries saved in a model folder (checkpoints.saved_entries), by file."""
@@ -255,13 +260,11 @@ def format_train_once_table(first_runs, second_runs) -> str:
             continue
         trained, again = first.saved, second.saved
         # A second run that trains anything means a key that changed without an edit: a bug.
-        saved_again = {(entry.manifest.get("notebook"), entry.manifest.get("name"))
-                       for entry in again}
+        saved_again = {entry.model for entry in again}
         reloaded = [entry for entry in trained
                     if entry.path in second.before
                     and second.after.get(entry.path) == second.before[entry.path]
-                    and (entry.manifest.get("notebook"), entry.manifest.get("name"))
-                    not in saved_again]
+                    and entry.model not in saved_again]
         seconds = sum(float(entry.manifest.get("train_seconds", 0.0)) for entry in trained)
         ratio = (f"{first.run.seconds / second.run.seconds:.1f}x" if trained
                  else "(trains nothing)")
